@@ -1,0 +1,150 @@
+#include "http/http_message.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+
+#include "common/fs.h"
+
+namespace hearth::http {
+
+namespace {
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+}  // namespace
+
+void Headers::Add(std::string_view name, std::string_view value) {
+  entries_.emplace_back(Lower(name), std::string(value));
+}
+
+std::optional<std::string> Headers::Get(std::string_view name) const {
+  std::string key = Lower(name);
+  for (const auto& [k, v] : entries_) {
+    if (k == key) return v;
+  }
+  return std::nullopt;
+}
+
+std::string Headers::GetOr(std::string_view name, std::string_view fallback) const {
+  auto v = Get(name);
+  return v ? *v : std::string(fallback);
+}
+
+RequestBody RequestBody::InMemory(std::string data) {
+  RequestBody b;
+  b.size_ = data.size();
+  b.data_ = std::move(data);
+  return b;
+}
+
+RequestBody RequestBody::Spooled(std::filesystem::path file, std::uint64_t size) {
+  RequestBody b;
+  b.file_ = std::move(file);
+  b.size_ = size;
+  return b;
+}
+
+RequestBody::RequestBody(RequestBody&& o) noexcept
+    : data_(std::move(o.data_)), file_(std::move(o.file_)), size_(o.size_) {
+  o.file_.clear();
+  o.size_ = 0;
+}
+
+RequestBody& RequestBody::operator=(RequestBody&& o) noexcept {
+  if (this != &o) {
+    if (!file_.empty()) ::unlink(file_.c_str());
+    data_ = std::move(o.data_);
+    file_ = std::move(o.file_);
+    size_ = o.size_;
+    o.file_.clear();
+    o.size_ = 0;
+  }
+  return *this;
+}
+
+RequestBody::~RequestBody() {
+  if (!file_.empty()) ::unlink(file_.c_str());
+}
+
+Result<std::string> RequestBody::ReadAll() const {
+  if (!spooled()) return data_;
+  return ReadFile(file_);
+}
+
+Status RequestBody::ReadChunkAt(std::uint64_t offset, std::size_t n, std::string* out) const {
+  int fd = ::open(file_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Internal(std::string("open request body: ") + std::strerror(errno));
+  out->resize(n);
+  std::size_t got = 0;
+  while (got < n) {
+    ssize_t r = ::pread(fd, out->data() + got, n - got, static_cast<off_t>(offset + got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += static_cast<std::size_t>(r);
+  }
+  ::close(fd);
+  out->resize(got);
+  return Status::Ok();
+}
+
+std::optional<std::string> Request::QueryParam(std::string_view key) const {
+  for (const auto& [k, v] : query) {
+    if (k == key) return v;
+  }
+  return std::nullopt;
+}
+
+void Response::SetHeader(std::string_view name, std::string_view value) {
+  for (auto& [k, v] : headers) {
+    if (strcasecmp(k.c_str(), std::string(name).c_str()) == 0) {
+      v = std::string(value);
+      return;
+    }
+  }
+  headers.emplace_back(std::string(name), std::string(value));
+}
+
+bool PercentDecode(std::string_view in, std::string* out) {
+  std::string s;
+  s.reserve(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      s.push_back(in[i]);
+      continue;
+    }
+    if (i + 2 >= in.size() || !std::isxdigit(static_cast<unsigned char>(in[i + 1])) ||
+        !std::isxdigit(static_cast<unsigned char>(in[i + 2]))) {
+      return false;
+    }
+    s.push_back(static_cast<char>(std::stoi(std::string(in.substr(i + 1, 2)), nullptr, 16)));
+    i += 2;
+  }
+  *out = std::move(s);
+  return true;
+}
+
+std::string UriEncode(std::string_view in, bool keep_slash) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(in.size() * 3);
+  for (unsigned char c : in) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' ||
+        (keep_slash && c == '/')) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xF]);
+    }
+  }
+  return out;
+}
+
+}  // namespace hearth::http

@@ -1,0 +1,122 @@
+// The request and response that Hearth's front ends (api/, s3api/, the runtime routes) see.
+// The HTTP server (http_server.h) parses the wire with Boost.Beast and fills these; handlers
+// never touch Beast.
+//
+// Request bodies larger than a threshold are spooled to a temp file so that a 5 GB PUT does
+// not sit in memory; handlers read them through RequestBody.
+//
+// Thread safety: values; one request is handled by one thread.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+#include "http/sigv4.h"
+
+namespace hearth::http {
+
+// Header names are stored lower-cased; lookups are case-insensitive.
+class Headers {
+ public:
+  void Add(std::string_view name, std::string_view value);
+  // First value, or nullopt.
+  std::optional<std::string> Get(std::string_view name) const;
+  std::string GetOr(std::string_view name, std::string_view fallback) const;
+  bool Has(std::string_view name) const { return Get(name).has_value(); }
+  const std::vector<std::pair<std::string, std::string>>& all() const { return entries_; }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> entries_;  // (lower-case name, value)
+};
+
+class RequestBody {
+ public:
+  RequestBody() = default;
+  static RequestBody InMemory(std::string data);
+  // Takes ownership of the file: it is removed when the body is destroyed.
+  static RequestBody Spooled(std::filesystem::path file, std::uint64_t size);
+  RequestBody(RequestBody&&) noexcept;
+  RequestBody& operator=(RequestBody&&) noexcept;
+  RequestBody(const RequestBody&) = delete;
+  RequestBody& operator=(const RequestBody&) = delete;
+  ~RequestBody();
+
+  std::uint64_t size() const { return size_; }
+  bool spooled() const { return !file_.empty(); }
+  // Whole body in memory (reads the file if spooled). For small control-plane bodies.
+  Result<std::string> ReadAll() const;
+  // Streams the body in chunks of at most `chunk` bytes to `sink`; stops at the first error.
+  template <typename Sink>
+  Status ForEachChunk(std::size_t chunk, Sink&& sink) const;
+
+ private:
+  Status ReadChunkAt(std::uint64_t offset, std::size_t n, std::string* out) const;
+
+  std::string data_;
+  std::filesystem::path file_;
+  std::uint64_t size_ = 0;
+};
+
+struct Request {
+  std::string method;  // "GET", "PUT", ...
+  std::string target;  // raw request target: path plus query, as sent
+  std::string path;    // percent-decoded path, without the query
+  std::string raw_path;  // path as sent (still percent-encoded), for SigV4
+  // Decoded query parameters in the order sent; a key without '=' has an empty value.
+  std::vector<std::pair<std::string, std::string>> query;
+  Headers headers;
+  RequestBody body;
+  std::string request_id;  // assigned by the server
+  std::optional<SigV4Credential> credential;  // parsed from Authorization / X-Amz-Credential
+
+  std::optional<std::string> QueryParam(std::string_view key) const;
+  bool HasQueryParam(std::string_view key) const { return QueryParam(key).has_value(); }
+};
+
+// A file region sent as the response body (GetObject) without loading it into memory.
+struct FileBody {
+  std::filesystem::path path;
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;
+};
+
+struct Response {
+  int status = 200;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  std::optional<FileBody> file;  // when set, sent instead of `body`
+  // For HEAD: the Content-Length to announce without sending a body.
+  std::optional<std::uint64_t> head_content_length;
+
+  void SetHeader(std::string_view name, std::string_view value);
+};
+
+template <typename Sink>
+Status RequestBody::ForEachChunk(std::size_t chunk, Sink&& sink) const {
+  if (!spooled()) {
+    for (std::size_t off = 0; off < data_.size(); off += chunk) {
+      RETURN_IF_ERROR(sink(std::string_view(data_).substr(off, chunk)));
+    }
+    return Status::Ok();
+  }
+  std::string buf;
+  for (std::uint64_t off = 0; off < size_; off += chunk) {
+    RETURN_IF_ERROR(ReadChunkAt(off, chunk, &buf));
+    RETURN_IF_ERROR(sink(std::string_view(buf)));
+  }
+  return Status::Ok();
+}
+
+// Percent-decoding of a URI component ('+' is kept as '+'). Returns false on a bad escape.
+bool PercentDecode(std::string_view in, std::string* out);
+// RFC 3986 encoding as SigV4 and S3 listings use it; '/' kept when `keep_slash`.
+std::string UriEncode(std::string_view in, bool keep_slash);
+
+}  // namespace hearth::http
