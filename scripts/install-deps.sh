@@ -9,7 +9,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   # libraries (DESIGN.md, "Dependencies")
   libboost-dev nlohmann-json3-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev
-  libarchive-dev libspdlog-dev libfmt-dev libcli11-dev libpugixml-dev libre2-dev
+  libarchive-dev libspdlog-dev libfmt-dev libcli11-dev libpugixml-dev libre2-dev zlib1g-dev
   libgtest-dev libgmock-dev
   # sandbox for training hosts
   bubblewrap

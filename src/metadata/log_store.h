@@ -28,6 +28,12 @@ struct LogEvent {
   std::string stream;                 // set by reads that span streams
 };
 
+struct LogGroupInfo {
+  std::string name;
+  std::int64_t creation_millis = 0;
+  std::int64_t stored_bytes = 0;
+};
+
 struct LogStreamInfo {
   std::string group;
   std::string name;
@@ -69,24 +75,35 @@ class LogStore {
 
   // Creates the group and stream if they do not exist (idempotent).
   virtual Status EnsureStream(std::string_view group, std::string_view stream) = 0;
-  // Appends in order, in one transaction.
+  // Appends in order, in one transaction, creating the group and stream if needed.
   virtual Status Append(std::string_view group, std::string_view stream,
                         const std::vector<LogEvent>& events) = 0;
+  // Groups whose name starts with `prefix` (empty: all), ordered by name. Added after the first
+  // draft of this interface, hence the default body: implementations other than SQLite may not
+  // have it yet.
+  virtual Result<std::vector<LogGroupInfo>> ListGroups(std::string_view prefix) {
+    return Unimplemented("ListGroups is not implemented by this LogStore");
+  }
   // NotFound("ResourceNotFoundException") if the group is unknown. Ordered by name.
   virtual Result<std::vector<LogStreamInfo>> ListStreams(std::string_view group,
                                                          std::string_view prefix) = 0;
-  // Events of one stream in sequence order (ascending), at most `limit`.
-  // NotFound if the stream is unknown.
+  // Events of one stream in sequence order (ascending), at most `limit`, within the time bounds.
+  // Which `limit` events: those right after `after_sequence` if set; else those right before
+  // `before_sequence` if set; else the oldest when `from_head` and the newest otherwise.
+  // NotFound("ResourceNotFoundException") if the group or the stream is unknown.
   virtual Result<std::vector<LogEvent>> GetEvents(std::string_view group, std::string_view stream,
                                                   const GetEventsQuery& query) = 0;
   // Events across streams ordered by (timestamp, global sequence). `sequence` in the result is
-  // the global sequence to page on.
+  // the global sequence to page on: `after_global_sequence` resumes right after that event in
+  // this order (InvalidArgument if no event of the group has it). `contains` is a
+  // case-sensitive substring. NotFound("ResourceNotFoundException") if the group is unknown.
   virtual Result<std::vector<LogEvent>> Filter(std::string_view group,
                                                const FilterQuery& query) = 0;
 
   // Metric series of one resource ("TrainingJob", name).
   virtual Status AppendMetrics(std::string_view kind, std::string_view name,
                                const std::vector<MetricPoint>& points) = 0;
+  // In the order appended; empty if the resource has none.
   virtual Result<std::vector<MetricPoint>> Metrics(std::string_view kind,
                                                    std::string_view name) = 0;
 };

@@ -73,8 +73,10 @@ class MetadataStore {
   virtual Result<std::int64_t> Update(const Resource& resource,
                                       const std::optional<Transition>& transition) = 0;
 
+  // Removes the record and its history in one transaction. NotFound if absent.
   virtual Status Delete(std::string_view kind, std::string_view name) = 0;
 
+  // Oldest first. NotFound if the resource is absent.
   virtual Result<std::vector<Transition>> History(std::string_view kind,
                                                   std::string_view name) = 0;
 };

@@ -3,6 +3,8 @@
 //                            multipart uploads and their parts
 //   <root>/blobs/            immutable blob files, one per committed object version or part
 //   <root>/staging/          writers' temp files (same filesystem, so commit is a rename)
+//   <root>/LOCK              flock'd while a store is open: one open store per directory;
+//                            a second Open() fails with kFailedPrecondition
 //
 // A write streams into staging/, is fsync'd, renamed into blobs/, and then published by one
 // SQLite transaction that points the key at the new blob. A crash before the transaction

@@ -1,0 +1,35 @@
+# Hearth: two commands on a fresh Debian 12.
+#   make run    install what is needed, build, start the server on 127.0.0.1:7070 (data in ./data)
+#   make test   install what is needed, build, run every test (unit + end-to-end)
+BUILD_DIR ?= build
+LISTEN    ?= 127.0.0.1:7070
+DATA_DIR  ?= data
+JOBS      ?= $(shell nproc)
+
+.PHONY: deps configure build run test unit e2e bench clean
+
+deps:
+	@./scripts/install-deps.sh
+
+configure: deps
+	@cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+
+build: configure
+	@cmake --build $(BUILD_DIR) -j $(JOBS)
+
+run: build
+	$(BUILD_DIR)/src/server/hearth server --listen $(LISTEN) --data-dir $(DATA_DIR)
+
+unit: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+e2e: build
+	HEARTH_BUILD_DIR=$(abspath $(BUILD_DIR)) /usr/bin/python3 -m pytest -q tests/e2e
+
+test: unit e2e
+
+bench: build
+	HEARTH_BUILD_DIR=$(abspath $(BUILD_DIR)) /usr/bin/python3 bench/job_start_latency.py
+
+clean:
+	rm -rf $(BUILD_DIR)

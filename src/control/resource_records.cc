@@ -1,0 +1,59 @@
+#include "control/resource_records.h"
+
+#include <ctime>
+
+#include "common/crypto.h"
+
+namespace hearth::control {
+
+Result<metadata::Resource> MutateResource(metadata::MetadataStore& store, std::string_view kind,
+                                          std::string_view name, const Mutation& mutate) {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    ASSIGN_OR_RETURN(metadata::Resource record, store.Get(kind, name));
+    ASSIGN_OR_RETURN(std::optional<metadata::Transition> transition, mutate(record));
+    auto updated = store.Update(record, transition);
+    if (updated.ok()) {
+      record.version = *updated;
+      return record;
+    }
+    if (updated.status().reason() != "VersionConflict") return updated.status();
+  }
+  return Internal("could not update " + std::string(kind) + " " + std::string(name) +
+                  ": too many concurrent updates");
+}
+
+Result<Page> Paginate(const nlohmann::json& request, std::size_t total, int default_max) {
+  std::size_t max = static_cast<std::size_t>(request.value("MaxResults", default_max));
+  std::size_t begin = 0;
+  if (request.contains("NextToken")) {
+    std::string raw;
+    const std::string token = request["NextToken"].get<std::string>();
+    bool ok = Base64Decode(token, &raw) && raw.rfind("offset:", 0) == 0;
+    if (ok) {
+      try {
+        begin = std::stoull(raw.substr(7));
+      } catch (...) {
+        ok = false;
+      }
+    }
+    if (!ok) return InvalidArgument("Invalid pagination token: '" + token + "'.",
+                                    "ValidationException");
+  }
+  Page page;
+  page.begin = std::min(begin, total);
+  page.end = std::min(total, page.begin + max);
+  if (page.end < total) page.next_token = Base64Encode("offset:" + std::to_string(page.end));
+  return page;
+}
+
+std::optional<std::int64_t> TimestampMillis(const nlohmann::json& value) {
+  if (value.is_number()) return static_cast<std::int64_t>(value.get<double>() * 1000.0);
+  if (!value.is_string()) return std::nullopt;
+  std::string s = value.get<std::string>();
+  std::tm tm{};
+  const char* rest = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (rest == nullptr) return std::nullopt;
+  return static_cast<std::int64_t>(timegm(&tm)) * 1000;
+}
+
+}  // namespace hearth::control

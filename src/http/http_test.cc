@@ -1,0 +1,150 @@
+#include <gtest/gtest.h>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include "common/ids.h"
+#include "http/http_server.h"
+#include "http/sigv4.h"
+
+namespace hearth::http {
+namespace {
+
+namespace asio = boost::asio;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+
+TEST(SigV4, ParsesTheCredentialScopeOfAnAuthorizationHeader) {
+  auto c = ParseSigV4Authorization(
+      "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261128/us-east-1/sagemaker/aws4_request, "
+      "SignedHeaders=host;x-amz-date;x-amz-target, Signature=abc123");
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->access_key_id, "AKIDEXAMPLE");
+  EXPECT_EQ(c->region, "us-east-1");
+  EXPECT_EQ(c->service, "sagemaker");
+  EXPECT_EQ(c->signed_headers.size(), 3u);
+  EXPECT_EQ(c->signature, "abc123");
+  EXPECT_FALSE(ParseSigV4Authorization("AWS AKID:sig").has_value());
+  EXPECT_FALSE(ParseSigV4Authorization("AWS4-HMAC-SHA256 Credential=a/b/c").has_value());
+}
+
+TEST(Uri, PercentDecodingRejectsBadEscapesAndEncodingRoundTrips) {
+  std::string out;
+  EXPECT_TRUE(PercentDecode("a%20b%2Fc", &out));
+  EXPECT_EQ(out, "a b/c");
+  EXPECT_FALSE(PercentDecode("a%2", &out));
+  EXPECT_EQ(UriEncode("a b/c~", true), "a%20b/c~");
+  EXPECT_EQ(UriEncode("a b/c", false), "a%20b%2Fc");
+}
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("hearth-http-" + NewUuid());
+    std::filesystem::create_directories(dir_);
+    HttpHandlers handlers;
+    handlers.precheck = [](const Request& r) -> std::optional<Response> {
+      if (r.path == "/refuse") {
+        Response res;
+        res.status = 400;
+        res.body = "refused";
+        return res;
+      }
+      return std::nullopt;
+    };
+    handlers.handle = [this](Request& r) {
+      Response res;
+      if (r.path == "/file") {
+        res.file = FileBody{dir_ / "blob", 2, 3};
+        return res;
+      }
+      auto body = r.body.ReadAll();
+      res.body = r.method + " " + r.path + " q=" + r.QueryParam("q").value_or("-") +
+                 " spooled=" + (r.body.spooled() ? "1" : "0") +
+                 " size=" + std::to_string(r.body.size()) + " md=" +
+                 std::to_string(body.ok() ? body->size() : 0);
+      return res;
+    };
+    HttpServerOptions opts{.listen = "127.0.0.1:0", .spool_dir = dir_, .in_memory_body_limit = 1000};
+    auto s = HttpServer::Start(opts, handlers);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    server_ = std::move(s).value();
+    port_ = static_cast<unsigned short>(std::stoi(server_->address().substr(10)));
+  }
+  void TearDown() override {
+    server_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  bhttp::response<bhttp::string_body> Send(tcp::socket& sock,
+                                           bhttp::request<bhttp::string_body> req) {
+    req.set(bhttp::field::host, "localhost");
+    req.prepare_payload();
+    bhttp::write(sock, req);
+    boost::beast::flat_buffer buf;
+    bhttp::response<bhttp::string_body> res;
+    bhttp::read(sock, buf, res);
+    return res;
+  }
+
+  tcp::socket Connect() {
+    tcp::socket sock(io_);
+    sock.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_));
+    return sock;
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<HttpServer> server_;
+  unsigned short port_ = 0;
+  asio::io_context io_;
+};
+
+TEST_F(HttpServerTest, ServesSeveralRequestsOnOneKeepAliveConnection) {
+  tcp::socket sock = Connect();
+  for (int i = 0; i < 3; ++i) {
+    bhttp::request<bhttp::string_body> req{bhttp::verb::post, "/a%20b?q=x%2By", 11};
+    req.body() = "hello";
+    auto res = Send(sock, req);
+    EXPECT_EQ(res.result_int(), 200);
+    EXPECT_EQ(res.body(), "POST /a b q=x+y spooled=0 size=5 md=5");
+  }
+}
+
+TEST_F(HttpServerTest, SpoolsLargeBodiesToAFileAndRemovesIt) {
+  tcp::socket sock = Connect();
+  bhttp::request<bhttp::string_body> req{bhttp::verb::put, "/big", 11};
+  req.body() = std::string(5000, 'x');
+  auto res = Send(sock, req);
+  EXPECT_EQ(res.body(), "PUT /big q=- spooled=1 size=5000 md=5000");
+  // The spool file is gone once the request is answered.
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir_), {}), 0);
+}
+
+TEST_F(HttpServerTest, PrecheckRefusesBeforeTheBodyAndClosesTheConnection) {
+  tcp::socket sock = Connect();
+  bhttp::request<bhttp::string_body> req{bhttp::verb::put, "/refuse", 11};
+  req.set(bhttp::field::expect, "100-continue");
+  req.set(bhttp::field::content_length, "100000");
+  bhttp::request_serializer<bhttp::string_body> sr{req};
+  req.set(bhttp::field::host, "localhost");
+  bhttp::write_header(sock, sr);
+  boost::beast::flat_buffer buf;
+  bhttp::response<bhttp::string_body> res;
+  bhttp::read(sock, buf, res);
+  EXPECT_EQ(res.result_int(), 400);
+  EXPECT_EQ(res.body(), "refused");
+}
+
+TEST_F(HttpServerTest, SendsAFileRegionAsTheBody) {
+  std::ofstream(dir_ / "blob") << "0123456789";
+  tcp::socket sock = Connect();
+  auto res = Send(sock, bhttp::request<bhttp::string_body>{bhttp::verb::get, "/file", 11});
+  EXPECT_EQ(res.body(), "234");
+  EXPECT_EQ(res[bhttp::field::content_length], "3");
+}
+
+}  // namespace
+}  // namespace hearth::http

@@ -1,0 +1,161 @@
+// `hearth`: the one binary.
+//   hearth server [--listen 127.0.0.1:7070] [--data-dir DIR]   the platform
+//   hearth image register NAME DIR [--data-dir DIR]            register a bring-your-own image
+//   hearth image list [--data-dir DIR]
+// This is the only place that picks concrete backends (SQLite, the local object store,
+// bubblewrap processes).
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <condition_variable>
+#include <csignal>
+#include <filesystem>
+#include <iostream>
+#include <mutex>
+
+#include "api/logs_api.h"
+#include "api/sagemaker_api.h"
+#include "common/status.h"
+#include "control/image_registry.h"
+#include "control/training_jobs.h"
+#include "http/http_server.h"
+#include "metadata/sqlite_metadata_store.h"
+#include "runtime/host_process.h"
+#include "s3api/s3_api.h"
+#include "server/router.h"
+#include "spdlog/spdlog.h"
+#include "storage/local_object_store.h"
+
+namespace fs = std::filesystem;
+using namespace hearth;
+
+namespace {
+
+std::mutex g_stop_mu;
+std::condition_variable g_stop_cv;
+bool g_stop = false;
+
+void OnSignal(int) {
+  // Only async-signal-safe work here: the waiting thread polls g_stop.
+  g_stop = true;
+}
+
+fs::path SelfDir() { return fs::read_symlink("/proc/self/exe").parent_path(); }
+
+// Built-in algorithms and the ECR repository names they answer to. Empty until the
+// algorithms module registers its first algorithm.
+std::map<std::string, std::vector<std::string>> BuiltinAlgorithms() { return {}; }
+
+int Fail(const Status& s) {
+  std::cerr << "hearth: " << s.message() << "\n";
+  return 1;
+}
+
+struct Stores {
+  std::unique_ptr<metadata::MetadataStore> metadata;
+  std::unique_ptr<metadata::LogStore> logs;
+};
+
+Result<Stores> OpenStores(const fs::path& data_dir) {
+  std::error_code ec;
+  fs::create_directories(data_dir, ec);
+  if (ec) return InvalidArgument("cannot create --data-dir " + data_dir.string() + ": " + ec.message());
+  Stores s;
+  ASSIGN_OR_RETURN(s.metadata, metadata::OpenSqliteMetadataStore({.path = data_dir / "metadata.db"}));
+  ASSIGN_OR_RETURN(s.logs, metadata::OpenSqliteLogStore({.path = data_dir / "metadata.db"}));
+  return s;
+}
+
+int RunServer(const std::string& listen, const fs::path& data_dir) {
+  auto stores = OpenStores(data_dir);
+  if (!stores.ok()) return Fail(stores.status());
+  auto objects = storage::OpenLocalObjectStore({.root = data_dir / "objects"});
+  if (!objects.ok()) return Fail(objects.status());
+  std::error_code ec;
+  fs::create_directories(data_dir / "tmp", ec);
+  fs::create_directories(data_dir / "jobs", ec);
+
+  runtime::HostProcessRuntime runtime({.supervisor_path = SelfDir() / "hearth-supervisor"});
+  if (!runtime.sandboxed()) {
+    spdlog::warn("bubblewrap is not usable here: training hosts run as plain child processes");
+  }
+  control::ImageRegistry images(*stores->metadata, BuiltinAlgorithms());
+  control::TrainingJobController training(
+      {.jobs_dir = data_dir / "jobs", .hearth_binary = fs::read_symlink("/proc/self/exe")},
+      *stores->metadata, *stores->logs, **objects, runtime, images);
+
+  auto sagemaker = api::MakeSageMakerService(training);
+  metadata::LogStore& log_store = *stores->logs;
+  std::map<std::string, api::OperationHandler> log_ops;
+  for (const char* op : {"DescribeLogGroups", "DescribeLogStreams", "GetLogEvents",
+                         "FilterLogEvents"}) {
+    log_ops[op] = [&log_store, op](const nlohmann::json& in) {
+      return api::HandleLogsOperation(log_store, op, in);
+    };
+  }
+  api::JsonProtocolService logs("Logs_20140328", api::ServiceModel::Logs(), std::move(log_ops));
+  s3api::S3Api s3(**objects);
+  server::Router router(*sagemaker, logs, s3, [](const http::Request&) { return Status::Ok(); });
+
+  if (Status s = training.Recover(); !s.ok()) return Fail(s);
+
+  auto http_server = http::HttpServer::Start(
+      {.listen = listen, .spool_dir = data_dir / "tmp"},
+      {.precheck = [&router](const http::Request& r) { return router.Precheck(r); },
+       .handle = [&router](http::Request& r) { return router.Handle(r); }});
+  if (!http_server.ok()) return Fail(http_server.status());
+
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  std::cout << "hearth: serving on http://" << (*http_server)->address() << " (data in "
+            << fs::absolute(data_dir).string() << ")" << std::endl;
+  while (!g_stop) {
+    std::unique_lock<std::mutex> lock(g_stop_mu);
+    g_stop_cv.wait_for(lock, std::chrono::milliseconds(200));
+  }
+  spdlog::info("stopping; running jobs keep running and are re-adopted at the next start");
+  (*http_server)->Stop();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ::signal(SIGPIPE, SIG_IGN);
+  CLI::App app{"Hearth: SageMaker's API on your own machine"};
+  app.require_subcommand(1);
+  std::string data_dir = "data";
+
+  auto* server = app.add_subcommand("server", "Run the platform");
+  std::string listen = "127.0.0.1:7070";
+  server->add_option("--listen", listen, "host:port to serve on (port 0 picks a free one)");
+  server->add_option("--data-dir", data_dir, "where metadata, objects and jobs are kept");
+
+  auto* image = app.add_subcommand("image", "Manage bring-your-own images");
+  image->require_subcommand(1);
+  auto* reg = image->add_subcommand("register", "Register a directory with train/serve as an image");
+  std::string image_name, image_dir;
+  reg->add_option("name", image_name, "image name, as TrainingImage will give it")->required();
+  reg->add_option("dir", image_dir, "directory holding executable train and/or serve")->required();
+  reg->add_option("--data-dir", data_dir, "the server's data directory");
+  auto* list = image->add_subcommand("list", "List registered images");
+  list->add_option("--data-dir", data_dir, "the server's data directory");
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (server->parsed()) return RunServer(listen, data_dir);
+  auto stores = OpenStores(data_dir);
+  if (!stores.ok()) return Fail(stores.status());
+  control::ImageRegistry registry(*stores->metadata, BuiltinAlgorithms());
+  if (reg->parsed()) {
+    if (Status s = registry.RegisterDirectory(image_name, image_dir); !s.ok()) return Fail(s);
+    std::cout << "registered image " << image_name << " -> " << fs::absolute(image_dir).string()
+              << "\n";
+    return 0;
+  }
+  auto images = registry.ListRegistered();
+  if (!images.ok()) return Fail(images.status());
+  for (const auto& [name, path] : *images) std::cout << name << "\t" << path << "\n";
+  return 0;
+}
