@@ -1,5 +1,6 @@
 #include "control/resource_records.h"
 
+#include <cmath>
 #include <ctime>
 
 #include "common/crypto.h"
@@ -47,7 +48,9 @@ Result<Page> Paginate(const nlohmann::json& request, std::size_t total, int defa
 }
 
 std::optional<std::int64_t> TimestampMillis(const nlohmann::json& value) {
-  if (value.is_number()) return static_cast<std::int64_t>(value.get<double>() * 1000.0);
+  // Rounded, not truncated: 1.001 * 1000 is 1000.999..., and times written as millis / 1000.0
+  // must read back as the same millis.
+  if (value.is_number()) return std::llround(value.get<double>() * 1000.0);
   if (!value.is_string()) return std::nullopt;
   std::string s = value.get<std::string>();
   std::tm tm{};

@@ -137,6 +137,7 @@ class TrainingJobController::JobRunner {
   std::vector<std::pair<std::string, std::unique_ptr<RE2>>> metric_res_;
   std::map<std::string, metadata::MetricPoint> last_metrics_;
   std::vector<std::unique_ptr<runtime::PipeFeeder>> feeders_;
+  std::string pipe_failure_;  // set when a Pipe mode channel could not be fed
   std::string stop_reason_ = "Stopped";  // or "MaxRuntimeExceeded"
   std::int64_t sigterm_sent_millis_ = 0;
   bool sigkill_sent_ = false;
@@ -154,18 +155,25 @@ Status TrainingJobController::JobRunner::Transition(
       [&](metadata::Resource& r) -> Result<std::optional<metadata::Transition>> {
         std::int64_t now = NowMillis();
         // Stopping is sticky: progress recorded by this thread must not undo a stop request.
+        // A stop can land between this thread's check and its next step (Downloading,
+        // Training), so that step still records its phase (`extra`) but leaves both statuses
+        // at Stopping: SecondaryStatus must not go back to an InProgress one.
         std::string new_status = status;
-        if (r.status == "Stopping" && new_status == "InProgress") new_status = "Stopping";
+        std::string new_secondary = secondary;
+        if (r.status == "Stopping" && new_status == "InProgress") {
+          new_status = "Stopping";
+          new_secondary = "Stopping";
+        }
         r.status = new_status;
         r.modified_millis = now;
         r.doc["TrainingJobStatus"] = new_status;
-        if (!secondary.empty() && r.doc.value("SecondaryStatus", "") != secondary) {
-          AddSecondaryTransition(r.doc, secondary, message, now);
+        if (!new_secondary.empty() && r.doc.value("SecondaryStatus", "") != new_secondary) {
+          AddSecondaryTransition(r.doc, new_secondary, message, now);
         }
         r.doc["LastModifiedTime"] = ToEpochSeconds(now);
         if (extra) extra(r);
         return std::optional<metadata::Transition>(
-            metadata::Transition{new_status, secondary, now, message});
+            metadata::Transition{new_status, new_secondary, now, message});
       });
   if (!updated.ok()) return updated.status();
   record_ = std::move(updated).value();
@@ -458,6 +466,12 @@ void TrainingJobController::JobRunner::Monitor() {
       }
     }
     if (all_exited) return;
+    for (const auto& feeder : feeders_) {
+      if (Status fed = feeder->error(); !fed.ok() && pipe_failure_.empty()) {
+        pipe_failure_ = "ClientError: Pipe mode input failed: " + fed.message();
+        any_failed = true;
+      }
+    }
     std::int64_t now = NowMillis();
     if (!Stopping() && now >= deadline) {
       stop_reason_ = "MaxRuntimeExceeded";
@@ -524,21 +538,28 @@ void TrainingJobController::JobRunner::Finish() {
   feeders_.clear();
   bool stopping = Stopping();
   bool launched = !hosts_.empty() && fs::exists(hosts_.front().state_dir / "spec.json");
-  std::string failure;
-  for (const Host& h : hosts_) {
-    if (!h.exited) continue;
-    if (h.status.state == runtime::HostState::kLost) {
-      failure = "InternalServerError: the process of training host " + h.name +
+  std::string failure = pipe_failure_;
+  // The host that ended first is the one to blame: the others were then stopped because of it.
+  std::vector<const Host*> by_end;
+  for (const Host& h : hosts_) by_end.push_back(&h);
+  std::stable_sort(by_end.begin(), by_end.end(), [](const Host* a, const Host* b) {
+    return a->status.ended_millis < b->status.ended_millis;
+  });
+  for (const Host* h : by_end) {
+    if (!failure.empty()) break;
+    if (!h->exited) continue;
+    if (h->status.state == runtime::HostState::kLost) {
+      failure = "InternalServerError: the process of training host " + h->name +
                 " ended without recording an exit status (its supervisor is gone).";
       break;
     }
-    if (!stopping && (h.status.signal != 0 || h.status.exit_code != 0)) {
-      std::string from_file = ReadFailureFile(h.ml_dir / "output" / "failure");
-      std::string how = h.status.signal != 0
-                            ? "killed by signal " + std::to_string(h.status.signal)
-                            : "ExitCode " + std::to_string(h.status.exit_code);
+    if (!stopping && (h->status.signal != 0 || h->status.exit_code != 0)) {
+      std::string from_file = ReadFailureFile(h->ml_dir / "output" / "failure");
+      std::string how = h->status.signal != 0
+                            ? "killed by signal " + std::to_string(h->status.signal)
+                            : "ExitCode " + std::to_string(h->status.exit_code);
       failure = from_file.empty()
-                    ? "AlgorithmError: " + how + " on " + h.name +
+                    ? "AlgorithmError: " + how + " on " + h->name +
                           ". See the job's logs in /aws/sagemaker/TrainingJobs for details."
                     : from_file;
       break;
@@ -577,7 +598,7 @@ void TrainingJobController::JobRunner::Finish() {
     auto& t = r.doc["SecondaryStatusTransitions"];
     if (t.is_array() && !t.empty()) {
       t.back()["EndTime"] = t.back()["StartTime"];
-      end = static_cast<std::int64_t>(t.back()["StartTime"].get<double>() * 1000);
+      end = TimestampMillis(t.back()["StartTime"]).value_or(end);
     }
     r.doc["TrainingEndTime"] = ToEpochSeconds(end);
     auto start = TimestampMillis(r.doc.value("TrainingStartTime", json()));

@@ -188,10 +188,11 @@ HttpServer::~HttpServer() { Stop(); }
 
 void HttpServer::Stop() {
   if (!impl_ || impl_->stopping.exchange(true)) return;
+  // A thread blocked in accept() is not woken by close(); shutdown() wakes it.
+  ::shutdown(impl_->acceptor.native_handle(), SHUT_RDWR);
   beast::error_code ec;
   impl_->acceptor.cancel(ec);
   impl_->acceptor.close(ec);
-  ::shutdown(impl_->acceptor.native_handle(), SHUT_RDWR);
   if (impl_->accept_thread.joinable()) impl_->accept_thread.join();
 }
 

@@ -9,11 +9,11 @@ namespace {
 
 const std::string kSig(64, 'a');
 
-// A SigV4 streaming body: "<hex>;chunk-signature=<sig>\r\n<data>\r\n ... 0;chunk-signature=..\r\n\r\n"
+// A SigV4 streaming body: "<hex>;chunk-signature=<sig>\r\n<data>\r\n ...
+// 0;chunk-signature=..\r\n\r\n"
 std::string SignedBody() {
-  return "5;chunk-signature=" + kSig + "\r\nhello\r\n" +
-         "b;chunk-signature=" + kSig + "\r\n world, 123\r\n" +
-         "0;chunk-signature=" + kSig + "\r\n\r\n";
+  return "5;chunk-signature=" + kSig + "\r\nhello\r\n" + "b;chunk-signature=" + kSig +
+         "\r\n world, 123\r\n" + "0;chunk-signature=" + kSig + "\r\n\r\n";
 }
 
 // What botocore's AwsChunkedWrapper sends for an unsigned-trailer upload.
@@ -107,14 +107,14 @@ TEST(AwsChunkedDecoder, AcceptsStreamEndingRightAfterTheFinalChunk) {
 
 TEST(AwsChunkedDecoder, RejectsMalformedFraming) {
   const char* bad[] = {
-      "zz\r\nabc\r\n0\r\n\r\n",           // size not hex
-      "\r\nabc\r\n0\r\n\r\n",             // empty size
-      "3\nabc\r\n0\r\n\r\n",              // LF without CR
-      "3\r\nabcd\r\n0\r\n\r\n",           // data longer than declared
-      "3\r\nabc\n0\r\n\r\n",              // data not followed by CRLF
+      "zz\r\nabc\r\n0\r\n\r\n",             // size not hex
+      "\r\nabc\r\n0\r\n\r\n",               // empty size
+      "3\nabc\r\n0\r\n\r\n",                // LF without CR
+      "3\r\nabcd\r\n0\r\n\r\n",             // data longer than declared
+      "3\r\nabc\n0\r\n\r\n",                // data not followed by CRLF
       "3\r\nabc\r\n0\r\nno-colon\r\n\r\n",  // trailer without ':'
-      "3\r\nabc\r\n0\r\n\r\nextra",        // bytes after the end
-      "10000000000000000\r\n",            // size overflows
+      "3\r\nabc\r\n0\r\n\r\nextra",         // bytes after the end
+      "10000000000000000\r\n",              // size overflows
   };
   for (const char* body : bad) {
     Status s = DecodeInPieces(body, {}).status;
@@ -138,8 +138,8 @@ TEST(AwsChunkedDecoder, RejectsEndlessSizeLine) {
 
 TEST(AwsChunkedDecoder, PropagatesSinkErrors) {
   AwsChunkedDecoder decoder;
-  Status s = decoder.Feed("3\r\nabc\r\n0\r\n\r\n",
-                          [](std::string_view) { return Internal("disk full"); });
+  Status s =
+      decoder.Feed("3\r\nabc\r\n0\r\n\r\n", [](std::string_view) { return Internal("disk full"); });
   EXPECT_EQ(s.code(), StatusCode::kInternal);
 }
 

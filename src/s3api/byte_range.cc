@@ -78,9 +78,9 @@ Result<ByteRange> ParseCopySourceRange(std::string_view header, std::uint64_t si
                            "InvalidArgument");
   }
   if (*last >= size) {
-    return InvalidArgument("Range specified is not valid for source object of size: " +
-                               std::to_string(size),
-                           "InvalidArgument");
+    return InvalidArgument(
+        "Range specified is not valid for source object of size: " + std::to_string(size),
+        "InvalidArgument");
   }
   return ByteRange{*first, *last};
 }

@@ -44,9 +44,9 @@ TEST(ParseRangeHeader, SuffixRangeTakesTheLastBytes) {
 }
 
 TEST(ParseRangeHeader, UnsatisfiableRangesAreInvalidRange) {
-  for (auto [header, size] : {std::pair{"bytes=10-", 10}, std::pair{"bytes=10-20", 10},
-                              std::pair{"bytes=-0", 10}, std::pair{"bytes=0-", 0},
-                              std::pair{"bytes=-5", 0}}) {
+  for (auto [header, size] :
+       {std::pair{"bytes=10-", 10}, std::pair{"bytes=10-20", 10}, std::pair{"bytes=-0", 10},
+        std::pair{"bytes=0-", 0}, std::pair{"bytes=-5", 0}}) {
     auto r = ParseRangeHeader(header, size);
     ASSERT_FALSE(r.ok()) << header;
     EXPECT_EQ(r.status().reason(), "InvalidRange") << header;
@@ -54,8 +54,8 @@ TEST(ParseRangeHeader, UnsatisfiableRangesAreInvalidRange) {
 }
 
 TEST(ParseRangeHeader, SyntaxItDoesNotHonourMeansWholeObject) {
-  for (const char* header : {"items=0-1", "bytes=0-1,3-4", "bytes=5-2", "bytes=a-b", "bytes=",
-                             "bytes=-", "garbage"}) {
+  for (const char* header :
+       {"items=0-1", "bytes=0-1,3-4", "bytes=5-2", "bytes=a-b", "bytes=", "bytes=-", "garbage"}) {
     EXPECT_FALSE(Ok(header, 10).has_value()) << header;
   }
 }

@@ -1,11 +1,11 @@
 #include "s3api/checksums.h"
 
-#include <openssl/evp.h>
-#include <zlib.h>
-
 #include <algorithm>
 #include <array>
 #include <cstring>
+
+#include <openssl/evp.h>
+#include <zlib.h>
 
 #include "common/crypto.h"
 
@@ -21,11 +21,13 @@ struct CrcTables {
   explicit constexpr CrcTables(T reflected_poly) {
     for (unsigned i = 0; i < 256; ++i) {
       T c = static_cast<T>(i);
-      for (int k = 0; k < 8; ++k) c = (c & 1) ? static_cast<T>((c >> 1) ^ reflected_poly) : (c >> 1);
+      for (int k = 0; k < 8; ++k)
+        c = (c & 1) ? static_cast<T>((c >> 1) ^ reflected_poly) : (c >> 1);
       t[0][i] = c;
     }
     for (unsigned i = 0; i < 256; ++i) {
-      for (int k = 1; k < 8; ++k) t[k][i] = static_cast<T>((t[k - 1][i] >> 8) ^ t[0][t[k - 1][i] & 0xFF]);
+      for (int k = 1; k < 8; ++k)
+        t[k][i] = static_cast<T>((t[k - 1][i] >> 8) ^ t[0][t[k - 1][i] & 0xFF]);
     }
   }
 };
@@ -47,8 +49,8 @@ T ReflectedCrc(const CrcTables<T>& tab, T crc, std::string_view data) {
     if constexpr (sizeof(T) == 8) {
       std::uint64_t x = crc ^ word;
       crc = tab.t[7][x & 0xFF] ^ tab.t[6][(x >> 8) & 0xFF] ^ tab.t[5][(x >> 16) & 0xFF] ^
-            tab.t[4][(x >> 24) & 0xFF] ^ tab.t[3][(x >> 32) & 0xFF] ^
-            tab.t[2][(x >> 40) & 0xFF] ^ tab.t[1][(x >> 48) & 0xFF] ^ tab.t[0][x >> 56];
+            tab.t[4][(x >> 24) & 0xFF] ^ tab.t[3][(x >> 32) & 0xFF] ^ tab.t[2][(x >> 40) & 0xFF] ^
+            tab.t[1][(x >> 48) & 0xFF] ^ tab.t[0][x >> 56];
     } else {
       std::uint32_t lo = crc ^ static_cast<std::uint32_t>(word);
       std::uint32_t hi = static_cast<std::uint32_t>(word >> 32);
@@ -111,11 +113,16 @@ std::optional<ChecksumAlgorithm> ChecksumAlgorithmFromHeader(std::string_view he
 
 std::string ChecksumHeaderName(ChecksumAlgorithm algorithm) {
   switch (algorithm) {
-    case ChecksumAlgorithm::kCrc32: return "x-amz-checksum-crc32";
-    case ChecksumAlgorithm::kCrc32c: return "x-amz-checksum-crc32c";
-    case ChecksumAlgorithm::kCrc64Nvme: return "x-amz-checksum-crc64nvme";
-    case ChecksumAlgorithm::kSha1: return "x-amz-checksum-sha1";
-    case ChecksumAlgorithm::kSha256: return "x-amz-checksum-sha256";
+    case ChecksumAlgorithm::kCrc32:
+      return "x-amz-checksum-crc32";
+    case ChecksumAlgorithm::kCrc32c:
+      return "x-amz-checksum-crc32c";
+    case ChecksumAlgorithm::kCrc64Nvme:
+      return "x-amz-checksum-crc64nvme";
+    case ChecksumAlgorithm::kSha1:
+      return "x-amz-checksum-sha1";
+    case ChecksumAlgorithm::kSha256:
+      return "x-amz-checksum-sha256";
   }
   return "";
 }

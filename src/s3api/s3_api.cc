@@ -1,7 +1,5 @@
 #include "s3api/s3_api.h"
 
-#include <time.h>
-
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -14,6 +12,8 @@
 #include <tuple>
 #include <utility>
 #include <vector>
+
+#include <time.h>
 
 #include "common/clock.h"
 #include "common/crypto.h"
@@ -43,13 +43,34 @@ constexpr std::string_view kMetaPrefix = "x-amz-meta-";
 
 // Subresources Hearth does not implement. Anything else in the query (x-id=PutObject, which
 // current botocore adds to every request, say) is ignored, as S3 ignores unknown parameters.
-constexpr std::string_view kUnsupportedSubresources[] = {
-    "acl",        "policy",        "policyStatus", "tagging",        "cors",
-    "lifecycle",  "versioning",    "versions",     "website",        "encryption",
-    "replication", "logging",      "notification", "accelerate",     "requestPayment",
-    "object-lock", "ownershipControls", "publicAccessBlock", "intelligent-tiering",
-    "inventory",  "metrics",       "analytics",    "retention",      "legal-hold",
-    "torrent",    "restore",       "select",       "attributes"};
+constexpr std::string_view kUnsupportedSubresources[] = {"acl",
+                                                         "policy",
+                                                         "policyStatus",
+                                                         "tagging",
+                                                         "cors",
+                                                         "lifecycle",
+                                                         "versioning",
+                                                         "versions",
+                                                         "website",
+                                                         "encryption",
+                                                         "replication",
+                                                         "logging",
+                                                         "notification",
+                                                         "accelerate",
+                                                         "requestPayment",
+                                                         "object-lock",
+                                                         "ownershipControls",
+                                                         "publicAccessBlock",
+                                                         "intelligent-tiering",
+                                                         "inventory",
+                                                         "metrics",
+                                                         "analytics",
+                                                         "retention",
+                                                         "legal-hold",
+                                                         "torrent",
+                                                         "restore",
+                                                         "select",
+                                                         "attributes"};
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
@@ -181,10 +202,14 @@ bool IsHex64(std::string_view s) {
 std::size_t DigestBytes(ChecksumAlgorithm algorithm) {
   switch (algorithm) {
     case ChecksumAlgorithm::kCrc32:
-    case ChecksumAlgorithm::kCrc32c: return 4;
-    case ChecksumAlgorithm::kCrc64Nvme: return 8;
-    case ChecksumAlgorithm::kSha1: return 20;
-    case ChecksumAlgorithm::kSha256: return 32;
+    case ChecksumAlgorithm::kCrc32c:
+      return 4;
+    case ChecksumAlgorithm::kCrc64Nvme:
+      return 8;
+    case ChecksumAlgorithm::kSha1:
+      return 20;
+    case ChecksumAlgorithm::kSha256:
+      return 32;
   }
   return 0;
 }
@@ -218,9 +243,9 @@ Status PumpBody(const http::Request& request, bool verify_md5, const Sink& sink,
                 std::vector<std::pair<std::string, std::string>>* echo) {
   const http::Headers& headers = request.headers;
   std::string content_sha = headers.GetOr("x-amz-content-sha256", "");
-  bool chunked = content_sha.rfind("STREAMING-", 0) == 0 ||
-                 Lower(headers.GetOr("content-encoding", "")).find("aws-chunked") !=
-                     std::string::npos;
+  bool chunked =
+      content_sha.rfind("STREAMING-", 0) == 0 ||
+      Lower(headers.GetOr("content-encoding", "")).find("aws-chunked") != std::string::npos;
 
   std::optional<std::uint64_t> decoded_length;
   if (chunked) {
@@ -253,8 +278,10 @@ Status PumpBody(const http::Request& request, bool verify_md5, const Sink& sink,
     for (std::string_view name : SplitComma(*trailer)) {
       auto algorithm = ChecksumAlgorithmFromHeader(name);
       if (!algorithm) {
-        return Error("InvalidRequest", "The value specified in the x-amz-trailer header is not "
-                                       "supported: " + std::string(name));
+        return Error("InvalidRequest",
+                     "The value specified in the x-amz-trailer header is not "
+                     "supported: " +
+                         std::string(name));
       }
       if (find_check(*algorithm) != nullptr) {
         return Error("InvalidRequest", "Expecting a single x-amz-checksum- header");
@@ -297,8 +324,9 @@ Status PumpBody(const http::Request& request, bool verify_md5, const Sink& sink,
     if (decoded_length && *decoded_length != decoder.decoded_size()) {
       return Error("IncompleteBody",
                    "You did not provide the number of bytes specified by the "
-                   "x-amz-decoded-content-length header (" + std::to_string(*decoded_length) +
-                       " declared, " + std::to_string(decoder.decoded_size()) + " sent)");
+                   "x-amz-decoded-content-length header (" +
+                       std::to_string(*decoded_length) + " declared, " +
+                       std::to_string(decoder.decoded_size()) + " sent)");
     }
     for (auto& c : checks) {
       if (!c.in_trailer) continue;
@@ -321,7 +349,8 @@ Status PumpBody(const http::Request& request, bool verify_md5, const Sink& sink,
   }
   if (payload_sha) {
     std::string raw;
-    if (!Base64Decode(payload_sha->FinishBase64(), &raw) || Lower(HexEncode(raw)) != Lower(content_sha)) {
+    if (!Base64Decode(payload_sha->FinishBase64(), &raw) ||
+        Lower(HexEncode(raw)) != Lower(content_sha)) {
       return Error("XAmzContentSHA256Mismatch",
                    "The provided 'x-amz-content-sha256' header does not match what was computed.");
     }
@@ -336,15 +365,16 @@ Status PumpBody(const http::Request& request, bool verify_md5, const Sink& sink,
 Result<std::string> ReadXmlBody(const http::Request& request) {
   std::string body;
   std::vector<std::pair<std::string, std::string>> echo;
-  RETURN_IF_ERROR(PumpBody(request, /*verify_md5=*/true,
-                           [&](std::string_view data) -> Status {
-                             if (body.size() + data.size() > kMaxXmlBodyBytes) {
-                               return Error("MalformedXML", "The XML request body is too large");
-                             }
-                             body.append(data);
-                             return Status::Ok();
-                           },
-                           &echo));
+  RETURN_IF_ERROR(PumpBody(
+      request, /*verify_md5=*/true,
+      [&](std::string_view data) -> Status {
+        if (body.size() + data.size() > kMaxXmlBodyBytes) {
+          return Error("MalformedXML", "The XML request body is too large");
+        }
+        body.append(data);
+        return Status::Ok();
+      },
+      &echo));
   return body;
 }
 
@@ -367,8 +397,9 @@ Status CheckSinglePutSize(const http::Request& request) {
 // any failure before Commit().
 Result<ObjectInfo> WriteBody(const http::Request& request, storage::ObjectWriter& writer,
                              std::vector<std::pair<std::string, std::string>>* echo) {
-  RETURN_IF_ERROR(PumpBody(request, /*verify_md5=*/false,
-                           [&](std::string_view data) { return writer.Append(data); }, echo));
+  RETURN_IF_ERROR(PumpBody(
+      request, /*verify_md5=*/false, [&](std::string_view data) { return writer.Append(data); },
+      echo));
   return writer.Commit();
 }
 
@@ -382,9 +413,7 @@ struct Call {
   std::string key;
 
   const http::Headers& headers() const { return request.headers; }
-  std::optional<std::string> Query(std::string_view name) const {
-    return request.QueryParam(name);
-  }
+  std::optional<std::string> Query(std::string_view name) const { return request.QueryParam(name); }
   bool HasQuery(std::string_view name) const { return request.HasQueryParam(name); }
 };
 
@@ -400,15 +429,16 @@ Status ParseTarget(Call& call) {
       *out = std::string(in);
       return Status::Ok();
     }
-    if (!http::PercentDecode(in, out)) return Error("InvalidURI", "Couldn't parse the specified URI.");
+    if (!http::PercentDecode(in, out))
+      return Error("InvalidURI", "Couldn't parse the specified URI.");
     return Status::Ok();
   };
   if (!path.empty() && path.front() == '/') path.remove_prefix(1);
 
   std::string host = Lower(request.headers.GetOr("host", ""));
-  host = host.substr(0, host.rfind(':') == std::string::npos || host.back() == ']'
-                            ? host.size()
-                            : host.rfind(':'));
+  host =
+      host.substr(0, host.rfind(':') == std::string::npos || host.back() == ']' ? host.size()
+                                                                                : host.rfind(':'));
   constexpr std::string_view kLocalhostSuffix = ".localhost";
   if (host.size() > kLocalhostSuffix.size() &&
       host.compare(host.size() - kLocalhostSuffix.size(), kLocalhostSuffix.size(),
@@ -434,22 +464,26 @@ Result<int> MaxItems(const Call& call, std::string_view param) {
   auto v = call.Query(param);
   if (!v) return kMaxListKeys;
   auto n = ParseUint(*v);
-  if (!n) return Error("InvalidArgument", "Provided " + std::string(param) + " is not a valid "
-                                          "non-negative integer");
+  if (!n)
+    return Error("InvalidArgument", "Provided " + std::string(param) +
+                                        " is not a valid "
+                                        "non-negative integer");
   return static_cast<int>(std::min<std::uint64_t>(*n, kMaxListKeys));
 }
 
 Result<bool> UrlEncodingRequested(const Call& call) {
   auto v = call.Query("encoding-type");
   if (!v) return false;
-  if (Lower(*v) != "url") return Error("InvalidArgument", "Invalid Encoding Method specified in Request");
+  if (Lower(*v) != "url")
+    return Error("InvalidArgument", "Invalid Encoding Method specified in Request");
   return true;
 }
 
 Result<int> PartNumber(const Call& call) {
   auto n = ParseUint(call.Query("partNumber").value_or(""));
   if (!n || *n < 1 || *n > 10000) {
-    return Error("InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive");
+    return Error("InvalidArgument",
+                 "Part number must be an integer between 1 and 10000, inclusive");
   }
   return static_cast<int>(*n);
 }
@@ -539,6 +573,19 @@ Result<http::Response> GetBucketLocation(Call& call) {
   std::string region = ClientRegion(call.request);
   // S3 answers an empty constraint for us-east-1.
   if (region != "us-east-1") doc.root().append_child(pugi::node_pcdata).set_value(region.c_str());
+  return XmlOk(doc);
+}
+
+Result<http::Response> GetBucketTagging(Call& call) {
+  ASSIGN_OR_RETURN(storage::BucketInfo info, call.store.HeadBucket(call.bucket));
+  (void)info;
+  return Status(StatusCode::kNotFound, "The TagSet does not exist", "NoSuchTagSet");
+}
+
+Result<http::Response> GetBucketVersioning(Call& call) {
+  ASSIGN_OR_RETURN(storage::BucketInfo info, call.store.HeadBucket(call.bucket));
+  (void)info;
+  XmlResponse doc("VersioningConfiguration");  // empty: versioning was never enabled
   return XmlOk(doc);
 }
 
@@ -674,12 +721,14 @@ Result<int> EvaluateConditions(const http::Headers& headers, const ObjectInfo& i
   std::int64_t modified = info.last_modified_millis / 1000;
   if (auto v = headers.Get("if-match")) {
     if (!EtagListMatches(*v, info.etag)) {
-      return Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold");
+      return Error("PreconditionFailed",
+                   "At least one of the pre-conditions you specified did not hold");
     }
   } else if (auto v = headers.Get("if-unmodified-since")) {
     auto since = ParseHttpDate(*v);
     if (since && modified > *since) {
-      return Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold");
+      return Error("PreconditionFailed",
+                   "At least one of the pre-conditions you specified did not hold");
     }
   }
   if (auto v = headers.Get("if-none-match")) {
@@ -752,6 +801,15 @@ Result<http::Response> GetObject(Call& call, bool head) {
   return response;
 }
 
+// Hearth keeps no object tags: every object has an empty tag set.
+Result<http::Response> GetObjectTagging(Call& call) {
+  ASSIGN_OR_RETURN(ObjectInfo info, call.store.Stat(call.bucket, call.key));
+  (void)info;
+  XmlResponse doc("Tagging");
+  AddElement(doc.root(), "TagSet");
+  return XmlOk(doc);
+}
+
 Result<http::Response> DeleteObject(Call& call) {
   RETURN_IF_ERROR(call.store.DeleteObject(call.bucket, call.key));
   http::Response response;
@@ -786,12 +844,14 @@ Result<CopySource> ParseCopySource(std::string_view header) {
 Status CheckCopySourceConditions(const http::Headers& headers, const ObjectInfo& source) {
   std::int64_t modified = source.last_modified_millis / 1000;
   auto fail = [] {
-    return Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold");
+    return Error("PreconditionFailed",
+                 "At least one of the pre-conditions you specified did not hold");
   };
   if (auto v = headers.Get("x-amz-copy-source-if-match"); v && !EtagListMatches(*v, source.etag)) {
     return fail();
   }
-  if (auto v = headers.Get("x-amz-copy-source-if-none-match"); v && EtagListMatches(*v, source.etag)) {
+  if (auto v = headers.Get("x-amz-copy-source-if-none-match");
+      v && EtagListMatches(*v, source.etag)) {
     return fail();
   }
   if (auto v = headers.Get("x-amz-copy-source-if-unmodified-since")) {
@@ -882,7 +942,8 @@ Result<http::Response> UploadPartCopy(Call& call) {
                                                part_number, std::nullopt));
   std::string piece;
   for (std::uint64_t done = 0; done < length;) {
-    std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kCopyPieceBytes, length - done));
+    std::size_t n =
+        static_cast<std::size_t>(std::min<std::uint64_t>(kCopyPieceBytes, length - done));
     RETURN_IF_ERROR(reader->ReadAt(range.first + done, n, &piece));
     if (piece.empty()) return Internal("copy source " + source.key + " ended early");
     RETURN_IF_ERROR(writer->Append(piece));
@@ -911,8 +972,7 @@ Result<http::Response> CompleteMultipartUpload(Call& call) {
 }
 
 Result<http::Response> AbortMultipartUpload(Call& call) {
-  RETURN_IF_ERROR(
-      call.store.AbortMultipartUpload(call.bucket, call.key, *call.Query("uploadId")));
+  RETURN_IF_ERROR(call.store.AbortMultipartUpload(call.bucket, call.key, *call.Query("uploadId")));
   http::Response response;
   response.status = 204;
   return response;
@@ -1052,6 +1112,14 @@ Result<http::Response> Dispatch(Call& call) {
   if (call.bucket.empty()) {
     if (method == "GET") return ListBuckets(call);
     return Error("MethodNotAllowed", "The specified method is not allowed against this resource.");
+  }
+  // Read-only answers for subresources Hearth has no state for: clients (the CLI v2 copying a
+  // large object, say) ask before they act, and "none" is the truthful answer.
+  if (method == "GET" && call.HasQuery("tagging")) {
+    return call.key.empty() ? GetBucketTagging(call) : GetObjectTagging(call);
+  }
+  if (method == "GET" && call.key.empty() && call.HasQuery("versioning")) {
+    return GetBucketVersioning(call);
   }
   if (auto sub = UnsupportedSubresource(call)) return NotImplementedError("?" + *sub);
 

@@ -1,17 +1,16 @@
 #include "s3api/s3_api.h"
 
-#include <stdlib.h>
-#include <unistd.h>
-
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <set>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 #include <pugixml.hpp>
+#include <stdlib.h>
+#include <strings.h>
+#include <unistd.h>
 
 #include "common/crypto.h"
 #include "storage/local_object_store.h"
@@ -99,8 +98,8 @@ class S3ApiTest : public ::testing::Test {
 
   http::Response Do(std::string method, std::string target, std::string body = "",
                     std::vector<std::pair<std::string, std::string>> headers = {}) {
-    http::Request r = MakeRequest(std::move(method), std::move(target), std::move(body),
-                                  std::move(headers));
+    http::Request r =
+        MakeRequest(std::move(method), std::move(target), std::move(body), std::move(headers));
     http::Response response = api_->Handle(r);
     EXPECT_EQ(Header(response, "x-amz-request-id"), "test-request-id");
     return response;
@@ -153,11 +152,16 @@ class S3ApiTest : public ::testing::Test {
 // --- buckets ---------------------------------------------------------------------------------
 
 TEST_F(S3ApiTest, ListBucketsShowsCreatedBuckets) {
-  ASSERT_EQ(Put("/other", R"(<CreateBucketConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><LocationConstraint>eu-west-1</LocationConstraint></CreateBucketConfiguration>)").status, 200);
+  ASSERT_EQ(
+      Put("/other",
+          R"(<CreateBucketConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><LocationConstraint>eu-west-1</LocationConstraint></CreateBucketConfiguration>)")
+          .status,
+      200);
   http::Response r = Do("GET", "/");
   ASSERT_EQ(r.status, 200);
   std::vector<std::string> names;
-  for (pugi::xml_node b : Xml(r).child("Buckets").children("Bucket")) names.push_back(b.child_value("Name"));
+  for (pugi::xml_node b : Xml(r).child("Buckets").children("Bucket"))
+    names.push_back(b.child_value("Name"));
   EXPECT_EQ(names, (std::vector<std::string>{"bkt", "other"}));
 }
 
@@ -198,6 +202,20 @@ TEST_F(S3ApiTest, DeleteBucketRequiresAnEmptyBucket) {
   ASSERT_EQ(Do("DELETE", "/bkt/k").status, 204);
   EXPECT_EQ(Do("DELETE", "/bkt").status, 204);
   EXPECT_EQ(ErrorCode(Do("GET", "/bkt?list-type=2")), "NoSuchBucket");
+}
+
+TEST_F(S3ApiTest, TaggingAndVersioningReadAsNone) {
+  ASSERT_EQ(Put("/bkt/k", "x").status, 200);
+  http::Response tags = Do("GET", "/bkt/k?tagging");
+  ASSERT_EQ(tags.status, 200) << tags.body;
+  EXPECT_TRUE(Xml(tags).child("TagSet"));
+  EXPECT_FALSE(Xml(tags).child("TagSet").first_child());
+  EXPECT_EQ(ErrorCode(Do("GET", "/bkt/missing?tagging")), "NoSuchKey");
+  EXPECT_EQ(ErrorCode(Do("GET", "/bkt?tagging")), "NoSuchTagSet");
+  http::Response versioning = Do("GET", "/bkt?versioning");
+  ASSERT_EQ(versioning.status, 200);
+  EXPECT_EQ(std::string(Xml(versioning).name()), "VersioningConfiguration");
+  EXPECT_EQ(ErrorCode(Do("PUT", "/bkt/k?tagging", "<Tagging/>")), "NotImplemented");
 }
 
 TEST_F(S3ApiTest, UnsupportedSubresourcesAreNotImplemented) {
@@ -287,8 +305,12 @@ TEST_F(S3ApiTest, ConditionalGets) {
   http::Response failed = Do("GET", "/bkt/k", "", {{"If-Match", "\"other\""}});
   EXPECT_EQ(failed.status, 412);
   EXPECT_EQ(ErrorCode(failed), "PreconditionFailed");
-  EXPECT_EQ(Do("GET", "/bkt/k", "", {{"If-Modified-Since", "Fri, 01 Jan 2100 00:00:00 GMT"}}).status, 304);
-  EXPECT_EQ(Do("GET", "/bkt/k", "", {{"If-Modified-Since", "Thu, 01 Jan 1970 00:00:00 GMT"}}).status, 200);
+  EXPECT_EQ(
+      Do("GET", "/bkt/k", "", {{"If-Modified-Since", "Fri, 01 Jan 2100 00:00:00 GMT"}}).status,
+      304);
+  EXPECT_EQ(
+      Do("GET", "/bkt/k", "", {{"If-Modified-Since", "Thu, 01 Jan 1970 00:00:00 GMT"}}).status,
+      200);
 }
 
 TEST_F(S3ApiTest, ContentMd5IsChecked) {
@@ -348,9 +370,8 @@ TEST_F(S3ApiTest, UnsignedTrailerChecksumIsVerifiedAndEchoed) {
       {"Content-Encoding", "aws-chunked"},
       {"x-amz-trailer", "x-amz-checksum-crc32"},
       {"x-amz-decoded-content-length", "11"}};
-  http::Response r =
-      Put("/bkt/k", "5\r\nhello\r\n6\r\n world\r\n0\r\nx-amz-checksum-crc32:DUoRhQ==\r\n\r\n",
-          headers);
+  http::Response r = Put(
+      "/bkt/k", "5\r\nhello\r\n6\r\n world\r\n0\r\nx-amz-checksum-crc32:DUoRhQ==\r\n\r\n", headers);
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(Header(r, "x-amz-checksum-crc32"), "DUoRhQ==");
   EXPECT_EQ(Do("GET", "/bkt/k").body, "hello world");
@@ -372,8 +393,7 @@ TEST_F(S3ApiTest, ChunkedBodyShorterThanDeclaredIsIncomplete) {
                           {"x-amz-decoded-content-length", "11"}});
   EXPECT_EQ(r.status, 400);
   EXPECT_EQ(ErrorCode(r), "IncompleteBody");
-  r = Put("/bkt/k", "5\r\nhel",
-          {{"x-amz-content-sha256", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"}});
+  r = Put("/bkt/k", "5\r\nhel", {{"x-amz-content-sha256", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"}});
   EXPECT_EQ(r.status, 400);
   EXPECT_EQ(Do("GET", "/bkt/k").status, 404);
 }
@@ -382,8 +402,9 @@ TEST_F(S3ApiTest, SinglePutOverFiveGibIsEntityTooLarge) {
   http::Response r = Put("/bkt/k", "x", {{"Content-Length", "5368709121"}});
   EXPECT_EQ(r.status, 400);
   EXPECT_EQ(ErrorCode(r), "EntityTooLarge");
-  r = Put("/bkt/k", "x", {{"x-amz-decoded-content-length", "6000000000"},
-                          {"x-amz-content-sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER"}});
+  r = Put("/bkt/k", "x",
+          {{"x-amz-decoded-content-length", "6000000000"},
+           {"x-amz-content-sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER"}});
   EXPECT_EQ(ErrorCode(r), "EntityTooLarge");
 }
 
@@ -395,8 +416,8 @@ TEST_F(S3ApiTest, PrecheckRefusesOversizePutsBeforeTheBody) {
   EXPECT_EQ(ErrorCode(*refused), "EntityTooLarge");
   EXPECT_EQ(Header(*refused, "x-amz-request-id"), "test-request-id");
 
-  http::Request part = MakeRequest("PUT", "/bkt/k?partNumber=1&uploadId=u", "",
-                                   {{"Content-Length", "5368709121"}});
+  http::Request part =
+      MakeRequest("PUT", "/bkt/k?partNumber=1&uploadId=u", "", {{"Content-Length", "5368709121"}});
   EXPECT_TRUE(api_->Precheck(part).has_value());
   http::Request ok = MakeRequest("PUT", "/bkt/k", "", {{"Content-Length", "5368709120"}});
   EXPECT_FALSE(api_->Precheck(ok).has_value());
@@ -423,13 +444,15 @@ TEST_F(S3ApiTest, SpooledBodyIsStreamedIntoTheStore) {
 // --- listing ---------------------------------------------------------------------------------
 
 TEST_F(S3ApiTest, ListV2GroupsByDelimiter) {
-  for (const char* k : {"a/1", "a/2", "b", "c/x/y", "d"}) ASSERT_EQ(Put(std::string("/bkt/") + k, "x").status, 200);
+  for (const char* k : {"a/1", "a/2", "b", "c/x/y", "d"})
+    ASSERT_EQ(Put(std::string("/bkt/") + k, "x").status, 200);
   http::Response r = Do("GET", "/bkt?list-type=2&delimiter=%2F");
   ASSERT_EQ(r.status, 200) << r.body;
   pugi::xml_node root = Xml(r);
   std::vector<std::string> keys, prefixes;
   for (pugi::xml_node c : root.children("Contents")) keys.push_back(c.child_value("Key"));
-  for (pugi::xml_node c : root.children("CommonPrefixes")) prefixes.push_back(c.child_value("Prefix"));
+  for (pugi::xml_node c : root.children("CommonPrefixes"))
+    prefixes.push_back(c.child_value("Prefix"));
   EXPECT_EQ(keys, (std::vector<std::string>{"b", "d"}));
   EXPECT_EQ(prefixes, (std::vector<std::string>{"a/", "c/"}));
   EXPECT_STREQ(root.child_value("KeyCount"), "4");
@@ -443,7 +466,8 @@ TEST_F(S3ApiTest, ListV2GroupsByDelimiter) {
 }
 
 TEST_F(S3ApiTest, ListV2ContinuationVisitsEverythingOnce) {
-  for (const char* k : {"a/1", "a/2", "b", "c/x/y", "d", "e/1"}) ASSERT_EQ(Put(std::string("/bkt/") + k, "x").status, 200);
+  for (const char* k : {"a/1", "a/2", "b", "c/x/y", "d", "e/1"})
+    ASSERT_EQ(Put(std::string("/bkt/") + k, "x").status, 200);
   int pages = 0;
   EXPECT_EQ(ListAllV2("max-keys=1&delimiter=/", &pages),
             (std::vector<std::string>{"a/", "b", "c/", "d", "e/"}));
@@ -499,8 +523,11 @@ TEST_F(S3ApiTest, ListV1UsesMarkerAndNextMarker) {
 // --- copy / delete ---------------------------------------------------------------------------
 
 TEST_F(S3ApiTest, CopyObjectKeepsOrReplacesMetadata) {
-  ASSERT_EQ(Put("/bkt/src key", "payload", {{"Content-Type", "text/a"}, {"x-amz-meta-m", "1"}}).status, 200);
-  http::Response copy = Put("/bkt/dst", "", {{"x-amz-copy-source", "/bkt/src%20key?versionId=null"}});
+  ASSERT_EQ(
+      Put("/bkt/src key", "payload", {{"Content-Type", "text/a"}, {"x-amz-meta-m", "1"}}).status,
+      200);
+  http::Response copy =
+      Put("/bkt/dst", "", {{"x-amz-copy-source", "/bkt/src%20key?versionId=null"}});
   ASSERT_EQ(copy.status, 200) << copy.body;
   pugi::xml_node result = Xml(copy);
   EXPECT_EQ(std::string(result.name()), "CopyObjectResult");
@@ -510,9 +537,12 @@ TEST_F(S3ApiTest, CopyObjectKeepsOrReplacesMetadata) {
   EXPECT_EQ(Header(got, "Content-Type"), "text/a");
   EXPECT_EQ(Header(got, "x-amz-meta-m"), "1");
 
-  ASSERT_EQ(Put("/bkt/dst2", "", {{"x-amz-copy-source", "bkt/src%20key"},
-                                  {"x-amz-metadata-directive", "REPLACE"},
-                                  {"Content-Type", "text/b"}}).status, 200);
+  ASSERT_EQ(Put("/bkt/dst2", "",
+                {{"x-amz-copy-source", "bkt/src%20key"},
+                 {"x-amz-metadata-directive", "REPLACE"},
+                 {"Content-Type", "text/b"}})
+                .status,
+            200);
   http::Response replaced = Do("GET", "/bkt/dst2");
   EXPECT_EQ(Header(replaced, "Content-Type"), "text/b");
   EXPECT_FALSE(HasHeader(replaced, "x-amz-meta-m"));
@@ -525,15 +555,17 @@ TEST_F(S3ApiTest, CopyErrors) {
   EXPECT_EQ(ErrorCode(self), "InvalidRequest");
   EXPECT_EQ(ErrorCode(Put("/bkt/d", "", {{"x-amz-copy-source", "/bkt/missing"}})), "NoSuchKey");
   EXPECT_EQ(ErrorCode(Put("/bkt/d", "", {{"x-amz-copy-source", "/bkt"}})), "InvalidArgument");
-  EXPECT_EQ(ErrorCode(Put("/bkt/d", "", {{"x-amz-copy-source", "/bkt/src"},
-                                          {"x-amz-copy-source-if-match", "\"nope\""}})),
+  EXPECT_EQ(ErrorCode(Put(
+                "/bkt/d", "",
+                {{"x-amz-copy-source", "/bkt/src"}, {"x-amz-copy-source-if-match", "\"nope\""}})),
             "PreconditionFailed");
 }
 
 TEST_F(S3ApiTest, DeleteObjectsReportsEachKey) {
   ASSERT_EQ(Put("/bkt/a", "x").status, 200);
   ASSERT_EQ(Put("/bkt/b", "x").status, 200);
-  std::string body = R"(<Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Object><Key>a</Key></Object><Object><Key>missing</Key></Object></Delete>)";
+  std::string body =
+      R"(<Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Object><Key>a</Key></Object><Object><Key>missing</Key></Object></Delete>)";
   http::Response r = Do("POST", "/bkt?delete", body, {{"Content-MD5", Base64Md5(body)}});
   ASSERT_EQ(r.status, 200) << r.body;
   std::vector<std::string> deleted;
@@ -547,7 +579,8 @@ TEST_F(S3ApiTest, DeleteObjectsReportsEachKey) {
   EXPECT_FALSE(Xml(q).child("Deleted"));
   EXPECT_EQ(Do("GET", "/bkt/b").status, 404);
 
-  EXPECT_EQ(ErrorCode(Do("POST", "/bkt?delete", body, {{"Content-MD5", Base64Md5("x")}})), "BadDigest");
+  EXPECT_EQ(ErrorCode(Do("POST", "/bkt?delete", body, {{"Content-MD5", Base64Md5("x")}})),
+            "BadDigest");
   EXPECT_EQ(ErrorCode(Do("POST", "/bkt?delete", "<Delete>")), "MalformedXML");
 }
 
@@ -569,7 +602,8 @@ class S3MultipartTest : public S3ApiTest {
   std::string CompleteBody(const std::vector<std::pair<int, std::string>>& parts) {
     std::string body = "<CompleteMultipartUpload>";
     for (const auto& [n, etag] : parts) {
-      body += "<Part><PartNumber>" + std::to_string(n) + "</PartNumber><ETag>" + etag + "</ETag></Part>";
+      body += "<Part><PartNumber>" + std::to_string(n) + "</PartNumber><ETag>" + etag +
+              "</ETag></Part>";
     }
     return body + "</CompleteMultipartUpload>";
   }
@@ -643,8 +677,9 @@ TEST_F(S3MultipartTest, PartNumberMustBeInRange) {
 TEST_F(S3MultipartTest, UploadPartCopyTakesASourceRange) {
   ASSERT_EQ(Put("/bkt/src", "0123456789").status, 200);
   std::string id = Create("mp");
-  http::Response r = Put("/bkt/mp?partNumber=1&uploadId=" + id, "",
-                         {{"x-amz-copy-source", "/bkt/src"}, {"x-amz-copy-source-range", "bytes=2-5"}});
+  http::Response r =
+      Put("/bkt/mp?partNumber=1&uploadId=" + id, "",
+          {{"x-amz-copy-source", "/bkt/src"}, {"x-amz-copy-source-range", "bytes=2-5"}});
   ASSERT_EQ(r.status, 200) << r.body;
   std::string etag = Xml(r).child_value("ETag");
   EXPECT_EQ(etag, "\"" + Md5Hex("2345") + "\"");

@@ -38,6 +38,7 @@ constexpr KnownCode kKnownCodes[] = {
     {"NoSuchBucket", 404},
     {"NoSuchKey", 404},
     {"NoSuchUpload", 404},
+    {"NoSuchTagSet", 404},
     {"NotImplemented", 501},
     {"PreconditionFailed", 412},
     {"ServiceUnavailable", 503},
@@ -51,16 +52,26 @@ constexpr KnownCode kKnownCodes[] = {
 S3Error FromCode(StatusCode code) {
   switch (code) {
     case StatusCode::kOk:  // not an error; a caller bug, so say so loudly
-    case StatusCode::kInternal: return {500, "InternalError"};
-    case StatusCode::kInvalidArgument: return {400, "InvalidArgument"};
-    case StatusCode::kNotFound: return {404, "NoSuchKey"};
-    case StatusCode::kAlreadyExists: return {409, "BucketAlreadyOwnedByYou"};
-    case StatusCode::kFailedPrecondition: return {400, "InvalidRequest"};
-    case StatusCode::kResourceExhausted: return {503, "SlowDown"};
-    case StatusCode::kUnauthenticated: return {403, "InvalidAccessKeyId"};
-    case StatusCode::kPermissionDenied: return {403, "AccessDenied"};
-    case StatusCode::kUnimplemented: return {501, "NotImplemented"};
-    case StatusCode::kUnavailable: return {503, "ServiceUnavailable"};
+    case StatusCode::kInternal:
+      return {500, "InternalError"};
+    case StatusCode::kInvalidArgument:
+      return {400, "InvalidArgument"};
+    case StatusCode::kNotFound:
+      return {404, "NoSuchKey"};
+    case StatusCode::kAlreadyExists:
+      return {409, "BucketAlreadyOwnedByYou"};
+    case StatusCode::kFailedPrecondition:
+      return {400, "InvalidRequest"};
+    case StatusCode::kResourceExhausted:
+      return {503, "SlowDown"};
+    case StatusCode::kUnauthenticated:
+      return {403, "InvalidAccessKeyId"};
+    case StatusCode::kPermissionDenied:
+      return {403, "AccessDenied"};
+    case StatusCode::kUnimplemented:
+      return {501, "NotImplemented"};
+    case StatusCode::kUnavailable:
+      return {503, "ServiceUnavailable"};
   }
   return {500, "InternalError"};
 }

@@ -9,7 +9,8 @@ namespace {
 Status MalformedXml(std::string_view why) {
   return InvalidArgument(
       "The XML you provided was not well-formed or did not validate against our published "
-      "schema: " + std::string(why),
+      "schema: " +
+          std::string(why),
       "MalformedXML");
 }
 
@@ -105,8 +106,8 @@ Result<std::vector<storage::CompletedPart>> ParseCompleteMultipartUpload(std::st
   for (pugi::xml_node part : root.children("Part")) {
     std::string_view number = part.child("PartNumber").child_value();
     storage::CompletedPart completed;
-    auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(),
-                                     completed.part_number);
+    auto [end, ec] =
+        std::from_chars(number.data(), number.data() + number.size(), completed.part_number);
     if (number.empty() || ec != std::errc() || end != number.data() + number.size()) {
       return MalformedXml("PartNumber is not an integer");
     }

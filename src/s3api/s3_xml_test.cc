@@ -8,8 +8,9 @@ namespace {
 TEST(XmlResponse, WritesDeclarationNamespaceAndEscapes) {
   XmlResponse doc("ListBucketResult");
   AddText(doc.root(), "Key", "a<b>&c");
-  EXPECT_EQ(doc.ToString(),
-            R"(<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Key>a&lt;b&gt;&amp;c</Key></ListBucketResult>)");
+  EXPECT_EQ(
+      doc.ToString(),
+      R"(<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Key>a&lt;b&gt;&amp;c</Key></ListBucketResult>)");
 }
 
 TEST(ParseDeleteObjects, ReadsKeysAndQuiet) {
@@ -42,11 +43,12 @@ TEST(ParseCompleteMultipartUpload, ReadsPartsAndIgnoresChecksums) {
 }
 
 TEST(ParseCompleteMultipartUpload, RejectsMissingOrBadParts) {
-  for (const char* body :
-       {"<CompleteMultipartUpload/>",
-        "<CompleteMultipartUpload><Part><PartNumber>x</PartNumber><ETag>a</ETag></Part></CompleteMultipartUpload>",
-        "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber></Part></CompleteMultipartUpload>",
-        "not xml"}) {
+  for (const char* body : {"<CompleteMultipartUpload/>",
+                           "<CompleteMultipartUpload><Part><PartNumber>x</PartNumber><ETag>a</"
+                           "ETag></Part></CompleteMultipartUpload>",
+                           "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber></Part></"
+                           "CompleteMultipartUpload>",
+                           "not xml"}) {
     auto r = ParseCompleteMultipartUpload(body);
     ASSERT_FALSE(r.ok()) << body;
     EXPECT_EQ(r.status().reason(), "MalformedXML");
