@@ -9,6 +9,22 @@
 
 namespace hearth {
 
+// Owns a file descriptor; closes it on destruction. Move-only.
+class OwnedFd {
+ public:
+  explicit OwnedFd(int fd = -1) : fd_(fd) {}
+  ~OwnedFd();
+  OwnedFd(OwnedFd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  OwnedFd& operator=(OwnedFd&& o) noexcept;
+  OwnedFd(const OwnedFd&) = delete;
+  OwnedFd& operator=(const OwnedFd&) = delete;
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+
+ private:
+  int fd_;
+};
+
 // Writes `data` to `path` atomically: temp file in the same directory, fsync, rename, fsync of
 // the directory. A reader sees the old file or the new one, never a part.
 Status WriteFileAtomic(const std::filesystem::path& path, std::string_view data);

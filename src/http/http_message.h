@@ -11,12 +11,14 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "common/fs.h"
 #include "common/status.h"
 #include "http/sigv4.h"
 
@@ -81,8 +83,9 @@ struct Request {
 };
 
 // A file region sent as the response body (GetObject) without loading it into memory.
+// The descriptor is owned: the server closes it after sending.
 struct FileBody {
-  std::filesystem::path path;
+  std::shared_ptr<OwnedFd> fd;
   std::uint64_t offset = 0;
   std::uint64_t length = 0;
 };

@@ -93,8 +93,8 @@ bool WriteResponse(tcp::socket& socket, const Response& res, bool keep_alive, bo
                    unsigned version) {
   beast::error_code ec;
   if (res.file) {
-    int fd = ::open(res.file->path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
+    if (!res.file->fd || !res.file->fd->valid()) return false;
+    int fd = res.file->fd->get();
     bhttp::response<bhttp::buffer_body> msg{static_cast<bhttp::status>(res.status), version};
     CopyHeaders(res, &msg);
     msg.content_length(res.file->length);
@@ -121,7 +121,6 @@ bool WriteResponse(tcp::socket& socket, const Response& res, bool keep_alive, bo
       if (ec) ok = false;
       sent += static_cast<std::uint64_t>(n);
     }
-    ::close(fd);
     if (!ok) return false;
     msg.body().data = nullptr;
     msg.body().more = false;

@@ -1,3 +1,4 @@
+#include <fcntl.h>
 #include <gtest/gtest.h>
 
 #include <boost/asio.hpp>
@@ -58,7 +59,8 @@ class HttpServerTest : public ::testing::Test {
     handlers.handle = [this](Request& r) {
       Response res;
       if (r.path == "/file") {
-        res.file = FileBody{dir_ / "blob", 2, 3};
+        auto fd = std::make_shared<OwnedFd>(::open((dir_ / "blob").c_str(), O_RDONLY));
+        res.file = FileBody{fd, 2, 3};
         return res;
       }
       auto body = r.body.ReadAll();

@@ -791,8 +791,12 @@ Result<http::Response> GetObject(Call& call, bool head) {
     return response;
   }
   if (length > 0) {
-    // TODO(storage): serve the blob file as an http::FileBody once ObjectReader exposes it;
-    // until then the range is read into memory.
+    // Sent straight from the blob's descriptor when the backend has one: a multi-gigabyte
+    // GET never passes through memory.
+    if (int fd = reader->DupFd(); fd >= 0) {
+      response.file = http::FileBody{std::make_shared<OwnedFd>(fd), range.first, length};
+      return response;
+    }
     RETURN_IF_ERROR(reader->ReadAt(range.first, static_cast<std::size_t>(length), &response.body));
     if (response.body.size() != length) {
       return Internal("object " + call.key + " is shorter than its recorded size");

@@ -779,6 +779,8 @@ class LocalObjectReader final : public ObjectReader {
 
   const ObjectInfo& info() const override { return info_; }
 
+  int DupFd() const override { return ::fcntl(fd_.get(), F_DUPFD_CLOEXEC, 0); }
+
   Status ReadAt(std::uint64_t offset, std::size_t n, std::string* out) override {
     out->clear();
     if (offset >= info_.size) return Status::Ok();

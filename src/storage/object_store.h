@@ -74,6 +74,10 @@ class ObjectReader {
   virtual Status ReadAt(std::uint64_t offset, std::size_t n, std::string* out) = 0;
   // Copies the whole object to a new local file at `dest` (used to stage training data).
   virtual Status CopyTo(const std::filesystem::path& dest) = 0;
+  // A new descriptor (the caller closes it) of a local file holding exactly this object's
+  // bytes, so a server can send them without copying through memory; -1 when the backend keeps
+  // no local file. The file never changes while open: blobs are immutable.
+  virtual int DupFd() const { return -1; }
 };
 
 struct ListOptions {
