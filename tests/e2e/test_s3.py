@@ -5,6 +5,7 @@ import glob
 import hashlib
 import io
 import os
+import socket
 import subprocess
 import textwrap
 import urllib.request
@@ -300,3 +301,43 @@ def test_aws_cli_s3api_errors(server):
                       check=False)
     assert proc.returncode != 0
     assert "NoSuchBucket" in proc.stderr
+
+
+def test_hundred_megabyte_cli_upload_and_ranged_downloads(server, s3, workdir):
+    """The issue's yardstick: `aws s3 cp` of 100 MB (a multipart upload), then ranged GETs and
+    a full download whose bytes match."""
+    data = os.urandom(100 * MIB)
+    src = workdir / "hundred.bin"
+    src.write_bytes(data)
+    server.cli("s3", "mb", "s3://big")
+    server.cli("s3", "cp", str(src), "s3://big/hundred.bin")
+    head = s3.head_object(Bucket="big", Key="hundred.bin")
+    assert head["ContentLength"] == len(data)
+    assert head["ETag"].strip('"').endswith("-13")  # the CLI's 8 MiB parts
+
+    for start, end in [(0, 0), (MIB - 7, 3 * MIB + 11), (len(data) - 1000, len(data) - 1)]:
+        got = s3.get_object(Bucket="big", Key="hundred.bin", Range=f"bytes={start}-{end}")
+        assert got["ContentRange"] == f"bytes {start}-{end}/{len(data)}"
+        assert got["Body"].read() == data[start:end + 1]
+
+    dst = workdir / "back.bin"
+    server.cli("s3", "cp", "s3://big/hundred.bin", str(dst))
+    assert hashlib.md5(dst.read_bytes()).hexdigest() == hashlib.md5(data).hexdigest()
+
+
+def test_single_put_over_five_gigabytes_is_refused_before_the_body(server, s3):
+    """S3 refuses a single PUT over 5 GiB with EntityTooLarge; Hearth answers from the headers,
+    so the client never sends the body, and nothing is stored."""
+    s3.create_bucket(Bucket="limits")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall((f"PUT /limits/huge HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      f"Content-Length: {5 * 1024 ** 3 + 1}\r\nExpect: 100-continue\r\n\r\n")
+                     .encode())
+        chunks = []
+        while chunk := sock.recv(65536):  # the server answers, then closes the connection
+            chunks.append(chunk)
+        reply = b"".join(chunks).decode()
+    status_line = reply.split("\r\n", 1)[0]
+    assert " 400 " in status_line, reply
+    assert "<Code>EntityTooLarge</Code>" in reply
+    assert "Contents" not in s3.list_objects_v2(Bucket="limits")
