@@ -123,6 +123,8 @@ class TrainingJobController::JobRunner {
   void IngestOutput(Host& host);
   void Finish();
   Status UploadArtifacts(json& artifacts_doc);
+  // Copies new or changed files of every host's checkpoints/ to CheckpointConfig.S3Uri.
+  Status SyncCheckpoints();
   void Fail(const std::string& reason);
   bool Stopping() const;
   bool ShuttingDown() const { return c_.shutting_down_.load(); }
@@ -137,6 +139,8 @@ class TrainingJobController::JobRunner {
   std::vector<std::pair<std::string, std::unique_ptr<RE2>>> metric_res_;
   std::map<std::string, metadata::MetricPoint> last_metrics_;
   std::vector<std::unique_ptr<runtime::PipeFeeder>> feeders_;
+  std::vector<runtime::UploadedFiles> checkpoint_uploads_;  // one per host
+  std::int64_t last_checkpoint_sync_millis_ = 0;
   std::string pipe_failure_;  // set when a Pipe mode channel could not be fed
   std::string stop_reason_ = "Stopped";  // or "MaxRuntimeExceeded"
   std::int64_t sigterm_sent_millis_ = 0;
@@ -181,6 +185,8 @@ Status TrainingJobController::JobRunner::Transition(
 }
 
 void TrainingJobController::JobRunner::Fail(const std::string& reason) {
+  // Checkpoints are what a user needs to resume a failed job: keep the last ones.
+  SyncCheckpoints().IgnoreError();
   std::string r = reason.substr(0, kFailureReasonLimit);
   Transition("Failed", "Failed", "Training job failed: " + r.substr(0, 200),
              [&](metadata::Resource& rec) {
@@ -341,6 +347,17 @@ Status TrainingJobController::JobRunner::Launch() {
   }
 
   const json job_env = request_.value("Environment", json::object());
+  // Hosts of a multi-host job find each other by name, as SageMaker's algo-1..algo-N do. All
+  // of them run on this machine, so every name is loopback.
+  fs::path hosts_file = job_dir_ / "hosts";
+  bool bind_hosts = c_.runtime_.sandboxed() && hosts_.size() > 1 &&
+                    !request_.value("EnableNetworkIsolation", false);
+  if (bind_hosts) {
+    std::string names;
+    for (const Host& h : hosts_) names += " " + h.name;
+    RETURN_IF_ERROR(WriteFileAtomic(
+        hosts_file, "127.0.0.1\tlocalhost" + names + "\n::1\tlocalhost ip6-localhost\n"));
+  }
   std::int64_t now = NowMillis();
   for (Host& h : hosts_) {
     std::string ml = c_.runtime_.MlPathInside(h.ml_dir);
@@ -382,6 +399,7 @@ Status TrainingJobController::JobRunner::Launch() {
     host_spec.argv = argv;
     host_spec.env = std::move(env);
     host_spec.network_isolation = request_.value("EnableNetworkIsolation", false);
+    if (bind_hosts) host_spec.extra_binds.push_back({hosts_file, "/etc/hosts", true});
     if (!image->builtin) {
       host_spec.extra_binds.push_back({image->program_dir, "/opt/program", true});
       host_spec.working_dir = program_inside;
@@ -473,6 +491,10 @@ void TrainingJobController::JobRunner::Monitor() {
       }
     }
     std::int64_t now = NowMillis();
+    if (now - last_checkpoint_sync_millis_ >= c_.options_.checkpoint_sync_interval.count()) {
+      last_checkpoint_sync_millis_ = now;
+      SyncCheckpoints().IgnoreError();  // retried at the next interval and at the end
+    }
     if (!Stopping() && now >= deadline) {
       stop_reason_ = "MaxRuntimeExceeded";
       Transition("Stopping", "Stopping", "Stopping the training job: MaxRuntimeInSeconds reached",
@@ -508,6 +530,18 @@ void TrainingJobController::JobRunner::Monitor() {
   }
 }
 
+Status TrainingJobController::JobRunner::SyncCheckpoints() {
+  if (!request_.contains("CheckpointConfig")) return Status::Ok();
+  ASSIGN_OR_RETURN(storage::S3Location dest,
+                   storage::ParseS3Uri(request_["CheckpointConfig"].value("S3Uri", "")));
+  checkpoint_uploads_.resize(hosts_.size());
+  for (std::size_t i = 0; i < hosts_.size(); ++i) {
+    RETURN_IF_ERROR(runtime::UploadDirectory(hosts_[i].ml_dir / "checkpoints", c_.objects_, dest,
+                                             &checkpoint_uploads_[i]));
+  }
+  return Status::Ok();
+}
+
 Status TrainingJobController::JobRunner::UploadArtifacts(json& doc) {
   auto out = storage::ParseS3Uri(request_["OutputDataConfig"].value("S3OutputPath", ""));
   if (!out.ok()) return out.status();
@@ -524,13 +558,7 @@ Status TrainingJobController::JobRunner::UploadArtifacts(json& doc) {
     RETURN_IF_ERROR(runtime::PackDirectoryToObject(
         data, c_.objects_, {out->bucket, base + "output.tar.gz"}));
   }
-  if (request_.contains("CheckpointConfig")) {
-    auto ckpt = storage::ParseS3Uri(request_["CheckpointConfig"].value("S3Uri", ""));
-    if (ckpt.ok()) {
-      RETURN_IF_ERROR(runtime::UploadDirectory(first.ml_dir / "checkpoints", c_.objects_, *ckpt));
-    }
-  }
-  return Status::Ok();
+  return SyncCheckpoints();
 }
 
 void TrainingJobController::JobRunner::Finish() {

@@ -59,6 +59,9 @@ struct TrainingJobOptions {
   AccountContext account;
   std::chrono::milliseconds stop_grace{120000};
   std::chrono::milliseconds poll_interval{20};
+  // How often a running job's checkpoints/ is copied to CheckpointConfig.S3Uri (changed files
+  // only), as SageMaker syncs them while training, not just at the end.
+  std::chrono::milliseconds checkpoint_sync_interval{5000};
   int num_cpus = 0;  // SM_NUM_CPUS; 0 = the machine's
 };
 

@@ -747,7 +747,8 @@ Status DownloadPrefix(ObjectStore& store, const S3Location& src, const fs::path&
   return Status::Ok();
 }
 
-Status UploadDirectory(const fs::path& dir, ObjectStore& store, const S3Location& dest) {
+Status UploadDirectory(const fs::path& dir, ObjectStore& store, const S3Location& dest,
+                       UploadedFiles* uploaded) {
   std::error_code ec;
   if (!fs::exists(dir, ec)) return Status::Ok();
   ASSIGN_OR_RETURN(std::vector<fs::path> entries, ListTree(dir));
@@ -756,7 +757,16 @@ Status UploadDirectory(const fs::path& dir, ObjectStore& store, const S3Location
   for (const fs::path& rel : entries) {
     fs::path full = dir / rel;
     if (!fs::is_regular_file(fs::symlink_status(full, ec))) continue;
+    std::pair<std::uintmax_t, std::int64_t> stamp{
+        fs::file_size(full, ec),
+        static_cast<std::int64_t>(fs::last_write_time(full, ec).time_since_epoch().count())};
+    if (ec) continue;  // removed while we looked: the next sync sees the directory as it is
+    if (uploaded != nullptr) {
+      auto it = uploaded->files.find(rel.generic_string());
+      if (it != uploaded->files.end() && it->second == stamp) continue;
+    }
     RETURN_IF_ERROR(UploadFile(full, store, {dest.bucket, prefix + rel.generic_string()}));
+    if (uploaded != nullptr) uploaded->files[rel.generic_string()] = stamp;
   }
   return Status::Ok();
 }

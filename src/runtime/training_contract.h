@@ -125,7 +125,13 @@ Status PackDirectoryToObject(const std::filesystem::path& dir, storage::ObjectSt
 // missing `dir` uploads nothing. Symlinks are not followed.
 Status DownloadPrefix(storage::ObjectStore& store, const storage::S3Location& src,
                       const std::filesystem::path& dir);
+// What UploadDirectory has already copied: relative path -> (size, mtime). Passing the same
+// record to successive calls uploads only files that changed since, so a training job's
+// checkpoints can be synced every few seconds without copying them again.
+struct UploadedFiles {
+  std::map<std::string, std::pair<std::uintmax_t, std::int64_t>> files;
+};
 Status UploadDirectory(const std::filesystem::path& dir, storage::ObjectStore& store,
-                       const storage::S3Location& dest);
+                       const storage::S3Location& dest, UploadedFiles* uploaded = nullptr);
 
 }  // namespace hearth::runtime

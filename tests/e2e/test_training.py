@@ -374,6 +374,8 @@ def test_two_hosts_share_a_sharded_channel(probe, sm, s3, logs):
         assert report["current_host"] == host
         assert report["resourceconfig"]["current_host"] == host
         assert report["resourceconfig"]["hosts"] == ["algo-1", "algo-2"]
+        # Hosts reach each other by name, as on SageMaker (all are loopback here).
+        assert report["peers"] == {"algo-1": "127.0.0.1", "algo-2": "127.0.0.1"}
         # FullyReplicated: every host gets every object.
         assert report["full"] == {f"part-{i}.csv": f"object {i}\n" for i in range(4)}
         seen[host] = report["shard"]
@@ -665,3 +667,30 @@ def test_list_training_jobs_filters_sorts_and_pages(probe, sm):
     with pytest.raises(ClientError) as e:
         sm.list_training_jobs(NextToken="not-a-token", MaxResults=1)
     assert error_of(e)[0] == "ValidationException"
+
+
+# --- Checkpoints ----------------------------------------------------------------------------------
+
+def test_checkpoints_sync_while_training_and_seed_the_next_job(probe, sm, s3, logs):
+    """CheckpointConfig: checkpoints/ is copied to S3 while the job runs (not only at the end),
+    survives a failed job, and a later job with the same S3Uri starts with them in place."""
+    ckpt = {"CheckpointConfig": {"S3Uri": "s3://data/checkpoints/run-1"}}
+    sm.create_training_job(**probe_job("ckpt-a", "checkpoint", **ckpt))
+
+    def synced():
+        listing = s3.list_objects_v2(Bucket="data", Prefix="checkpoints/run-1/")
+        return [o["Key"] for o in listing.get("Contents", [])]
+    assert wait_for(synced, timeout=30, what="the checkpoint in S3") == [
+        "checkpoints/run-1/step-1.ckpt"]
+    assert sm.describe_training_job(TrainingJobName="ckpt-a")["TrainingJobStatus"] == "InProgress"
+    sm.stop_training_job(TrainingJobName="ckpt-a")
+    assert wait_terminal(sm, "ckpt-a")["TrainingJobStatus"] == "Stopped"
+
+    sm.create_training_job(**probe_job("ckpt-b", "checkpoint", hps={"then": "fail"}, **ckpt))
+    job = wait_terminal(sm, "ckpt-b")
+    assert job["TrainingJobStatus"] == "Failed"
+    (report,) = probe_reports(stream_messages(logs, job_streams(logs, "ckpt-b")[0]))
+    assert report["found"] == ["step-1.ckpt"]
+    assert synced() == ["checkpoints/run-1/step-1.ckpt", "checkpoints/run-1/step-2.ckpt"]
+    body = s3.get_object(Bucket="data", Key="checkpoints/run-1/step-2.ckpt")["Body"].read()
+    assert body == b"state after 2 runs"
