@@ -25,6 +25,10 @@ class OwnedFd {
   int fd_;
 };
 
+// Writes all of `data` to `fd`, retrying short writes and EINTR. False on any other error
+// (errno says which).
+bool WriteAllToFd(int fd, std::string_view data);
+
 // Writes `data` to `path` atomically: temp file in the same directory, fsync, rename, fsync of
 // the directory. A reader sees the old file or the new one, never a part.
 Status WriteFileAtomic(const std::filesystem::path& path, std::string_view data);

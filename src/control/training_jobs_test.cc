@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/wait.h"
 #include "metadata/sqlite_metadata_store.h"
 #include "storage/local_object_store.h"
 
@@ -28,16 +29,6 @@ using std::chrono::milliseconds;
 
 constexpr milliseconds kStopGrace{1000};
 constexpr char kRole[] = "arn:aws:iam::000000000000:role/SageMakerRole";
-
-// Polls `done` until it holds or `timeout` passes.
-bool WaitFor(const std::function<bool()>& done, milliseconds timeout = milliseconds(20000)) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(milliseconds(10));
-  }
-  return done();
-}
 
 bool IsTerminal(const std::string& status) {
   return status == "Completed" || status == "Failed" || status == "Stopped";

@@ -16,6 +16,7 @@
 
 #include "common/fs.h"
 #include "common/ids.h"
+#include "common/wait.h"
 #include "runtime/log_reader.h"
 
 namespace hearth::runtime {
@@ -27,16 +28,6 @@ using std::chrono::milliseconds;
 constexpr char kPython[] = "/usr/bin/python3";
 const std::map<std::string, std::string> kBaseEnv = {{"PATH", "/usr/local/bin:/usr/bin:/bin"},
                                                      {"LANG", "C.UTF-8"}};
-
-// Polls `done` until it holds or `timeout` passes.
-bool WaitFor(const std::function<bool()>& done, milliseconds timeout = milliseconds(20000)) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(milliseconds(20));
-  }
-  return done();
-}
 
 std::vector<OutputLine> AllLines(const fs::path& state_dir) {
   std::uint64_t offset = 0;

@@ -57,18 +57,6 @@ void Log(const std::string& msg) {
   [[maybe_unused]] ssize_t n = ::write(2, line.data(), line.size());
 }
 
-bool WriteAll(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return true;
-}
-
 bool IsForwardable(int signo) {
   if (signo == SIGKILL) return true;
   for (int s : kForwardedSignals) {
@@ -93,7 +81,7 @@ int PidfdSendSignal(int pidfd, int signo) {
   ::execvp(argv[0], argv.data());
   std::string msg = std::string("hearth-supervisor: cannot execute ") + argv[0] + ": " +
                     std::strerror(errno) + "\n";
-  WriteAll(2, msg);
+  WriteAllToFd(2, msg);
   ::_exit(127);
 }
 
@@ -126,7 +114,7 @@ class LineSink {
  private:
   void Emit() {
     std::string record = std::to_string(NowMillis()) + " " + tag_ + " " + pending_ + "\n";
-    if (!WriteAll(log_fd_, record))
+    if (!WriteAllToFd(log_fd_, record))
       Log(std::string("cannot append to output.log: ") + std::strerror(errno));
     pending_.clear();
   }
@@ -284,7 +272,7 @@ int Supervise(const fs::path& state_dir, int ready_fd) {
       MoveFd(src_status, kSandboxStatusFd);
     }
     if (!spec.working_dir.empty() && ::chdir(spec.working_dir.c_str()) != 0) {
-      WriteAll(2, "hearth-supervisor: cannot chdir to " + spec.working_dir + ": " +
+      WriteAllToFd(2, "hearth-supervisor: cannot chdir to " + spec.working_dir + ": " +
                       std::strerror(errno) + "\n");
       ::_exit(127);
     }
@@ -318,7 +306,7 @@ int Supervise(const fs::path& state_dir, int ready_fd) {
     ::kill(child, SIGKILL);
     return 1;
   }
-  WriteAll(ready_fd, "R");
+  WriteAllToFd(ready_fd, "R");
   ::close(ready_fd);
 
   bool child_done = false;
@@ -511,7 +499,7 @@ int RunSandboxInit(int status_fd, const std::vector<std::string>& env_edits, cha
       int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
       int signo = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
       nlohmann::json j = {{"exit_code", code}, {"signal", signo}};
-      WriteAll(status_fd, j.dump() + "\n");
+      WriteAllToFd(status_fd, j.dump() + "\n");
       return code;
     }
   }

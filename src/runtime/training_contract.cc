@@ -234,18 +234,6 @@ class ObjectStream {
   Status read_error_;
 };
 
-bool WriteAllFd(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return true;
-}
-
 Status CopyStreamToFile(ObjectStream& in, const fs::path& dest) {
   int fd = ::open(dest.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoStatus("create", dest);
@@ -257,7 +245,7 @@ Status CopyStreamToFile(ObjectStream& in, const fs::path& dest) {
       return s;
     }
     if (chunk.empty()) break;
-    if (!WriteAllFd(fd, chunk)) {
+    if (!WriteAllToFd(fd, chunk)) {
       Status w = ErrnoStatus("write", dest);
       ::close(fd);
       return w;

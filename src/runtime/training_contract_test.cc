@@ -17,6 +17,7 @@
 
 #include "common/fs.h"
 #include "common/ids.h"
+#include "common/wait.h"
 #include "storage/local_object_store.h"
 
 namespace hearth::runtime {
@@ -25,15 +26,6 @@ namespace {
 namespace fs = std::filesystem;
 using std::chrono::milliseconds;
 using storage::S3Location;
-
-bool WaitFor(const std::function<bool()>& done, milliseconds timeout = milliseconds(20000)) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(milliseconds(10));
-  }
-  return done();
-}
 
 std::string Pattern(std::size_t size, unsigned seed) {
   std::string out(size, '\0');

@@ -1222,6 +1222,19 @@ Result<std::unique_ptr<ObjectWriter>> LocalObjectStore::OpenPartForWrite(
       core_, std::move(file), std::move(expected_md5), std::move(publish)));
 }
 
+namespace {
+// Appends the blob file of every part of `upload_id` to `out`.
+Status CollectPartBlobs(Database& db, std::string_view upload_id, std::vector<std::string>* out) {
+  ASSIGN_OR_RETURN(Statement stmt, db.Prepare("SELECT blob FROM parts WHERE upload_id = ?"));
+  stmt.BindText(1, upload_id);
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) return Status::Ok();
+    out->push_back(stmt.Text(0));
+  }
+}
+}  // namespace
+
 Result<ObjectInfo> LocalObjectStore::CompleteMultipartUpload(
     std::string_view bucket, std::string_view key, std::string_view upload_id,
     const std::vector<CompletedPart>& parts) {
@@ -1328,15 +1341,7 @@ Result<ObjectInfo> LocalObjectStore::CompleteMultipartUpload(
     RETURN_IF_ERROR(txn.Begin());
     // Aborted or completed by someone else meanwhile. (An existing upload implies its bucket.)
     RETURN_IF_ERROR(RequireUpload(db, bucket, key, upload_id).status());
-    {
-      ASSIGN_OR_RETURN(Statement stmt, db.Prepare("SELECT blob FROM parts WHERE upload_id = ?"));
-      stmt.BindText(1, upload_id);
-      while (true) {
-        ASSIGN_OR_RETURN(bool row, stmt.Step());
-        if (!row) break;
-        garbage.push_back(stmt.Text(0));
-      }
-    }
+    RETURN_IF_ERROR(CollectPartBlobs(db, upload_id, &garbage));
     RETURN_IF_ERROR(UpsertObjectRow(db, bucket, info, blob, &garbage));
     {
       ASSIGN_OR_RETURN(Statement stmt, db.Prepare("DELETE FROM parts WHERE upload_id = ?"));
@@ -1363,15 +1368,7 @@ Status LocalObjectStore::AbortMultipartUpload(std::string_view bucket, std::stri
     Transaction txn(db);
     RETURN_IF_ERROR(txn.Begin());
     RETURN_IF_ERROR(RequireUpload(db, bucket, key, upload_id).status());
-    {
-      ASSIGN_OR_RETURN(Statement stmt, db.Prepare("SELECT blob FROM parts WHERE upload_id = ?"));
-      stmt.BindText(1, upload_id);
-      while (true) {
-        ASSIGN_OR_RETURN(bool row, stmt.Step());
-        if (!row) break;
-        garbage.push_back(stmt.Text(0));
-      }
-    }
+    RETURN_IF_ERROR(CollectPartBlobs(db, upload_id, &garbage));
     {
       ASSIGN_OR_RETURN(Statement stmt, db.Prepare("DELETE FROM parts WHERE upload_id = ?"));
       RETURN_IF_ERROR(stmt.BindText(1, upload_id).Run());
