@@ -52,7 +52,9 @@ Status FsyncPath(const std::filesystem::path& path) {
   return Status::Ok();
 }
 
-Status WriteFileAtomic(const std::filesystem::path& path, std::string_view data) {
+Status WriteFileAtomic(const std::filesystem::path& path, std::string_view data,
+                       Durability durability) {
+  const bool sync = durability == Durability::kSurvivesMachineCrash;
   std::filesystem::path tmp = path;
   tmp += ".tmp-" + NewUuid();
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -63,7 +65,7 @@ Status WriteFileAtomic(const std::filesystem::path& path, std::string_view data)
     ::unlink(tmp.c_str());
     return s;
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+  if ((sync && ::fsync(fd) != 0) || ::close(fd) != 0) {
     Status s = Errno("fsync", tmp);
     ::unlink(tmp.c_str());
     return s;
@@ -73,6 +75,7 @@ Status WriteFileAtomic(const std::filesystem::path& path, std::string_view data)
     ::unlink(tmp.c_str());
     return s;
   }
+  if (!sync) return Status::Ok();
   return FsyncPath(path.parent_path().empty() ? "." : path.parent_path());
 }
 

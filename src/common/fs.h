@@ -29,9 +29,15 @@ class OwnedFd {
 // (errno says which).
 bool WriteAllToFd(int fd, std::string_view data);
 
-// Writes `data` to `path` atomically: temp file in the same directory, fsync, rename, fsync of
-// the directory. A reader sees the old file or the new one, never a part.
-Status WriteFileAtomic(const std::filesystem::path& path, std::string_view data);
+// Whether a write must survive a machine crash (fsync'd) or only a process crash. A file that
+// is rebuilt anyway after a machine crash (a job's config files, which a restarted server
+// writes again) need not pay for fsync on a latency-critical path.
+enum class Durability { kSurvivesMachineCrash, kSurvivesProcessCrash };
+
+// Writes `data` to `path` atomically: temp file in the same directory, (fsync,) rename, (fsync
+// of the directory). A reader sees the old file or the new one, never a part.
+Status WriteFileAtomic(const std::filesystem::path& path, std::string_view data,
+                       Durability durability = Durability::kSurvivesMachineCrash);
 
 Result<std::string> ReadFile(const std::filesystem::path& path);
 

@@ -251,15 +251,14 @@ void TrainingJobController::JobRunner::Execute() {
       return;
     }
   } else {
-    // Re-adopting after a restart: continue each host's log from where ingestion stopped.
+    // Re-adopting after a restart: continue each host's log from where ingestion stopped,
+    // and remember the metrics seen so far for FinalMetricDataList.
     for (Host& h : hosts_) {
-      auto off = ReadFile(h.state_dir / "ingested_offset");
-      if (off.ok()) {
-        try {
-          h.log_offset = std::stoull(*off);
-        } catch (...) {
-        }
-      }
+      auto position = c_.logs_.SourcePosition(kLogGroup, h.stream);
+      h.log_offset = position.ok() ? static_cast<std::uint64_t>(*position) : 0;
+    }
+    if (auto seen = c_.logs_.Metrics(kKind, name_); seen.ok()) {
+      for (const auto& p : *seen) last_metrics_[p.name] = p;
     }
     sigterm_sent_millis_ = record_.internal.value("sigterm_millis", std::int64_t{0});
     stop_reason_ = record_.internal.value("stop_reason", std::string("Stopped"));
@@ -356,7 +355,8 @@ Status TrainingJobController::JobRunner::Launch() {
     std::string names;
     for (const Host& h : hosts_) names += " " + h.name;
     RETURN_IF_ERROR(WriteFileAtomic(
-        hosts_file, "127.0.0.1\tlocalhost" + names + "\n::1\tlocalhost ip6-localhost\n"));
+        hosts_file, "127.0.0.1\tlocalhost" + names + "\n::1\tlocalhost ip6-localhost\n",
+        Durability::kSurvivesProcessCrash));
   }
   std::int64_t now = NowMillis();
   for (Host& h : hosts_) {
@@ -427,6 +427,7 @@ Status TrainingJobController::JobRunner::Launch() {
 }
 
 void TrainingJobController::JobRunner::IngestOutput(Host& h) {
+  const std::uint64_t previous_offset = h.log_offset;
   auto lines = runtime::ReadOutputLines(h.state_dir / "output.log", &h.log_offset);
   if (!lines.ok() || lines->empty()) return;
   std::vector<metadata::LogEvent> events;
@@ -443,15 +444,20 @@ void TrainingJobController::JobRunner::IngestOutput(Host& h) {
         metadata::MetricPoint p{.name = metric, .value = v,
                                 .timestamp_millis = line.timestamp_millis};
         points.push_back(p);
-        last_metrics_[metric] = p;
       } catch (...) {
         // SageMaker drops matches that are not numbers.
       }
     }
   }
-  c_.logs_.Append(kLogGroup, h.stream, events).IgnoreError();
-  if (!points.empty()) c_.logs_.AppendMetrics(kKind, name_, points).IgnoreError();
-  WriteFileAtomic(h.state_dir / "ingested_offset", std::to_string(h.log_offset)).IgnoreError();
+  // Lines, metrics and the new offset commit together: after a crash, ingestion resumes
+  // exactly where the store says it got to.
+  Status stored = c_.logs_.IngestFromSource(kLogGroup, h.stream, events, kKind, name_, points,
+                                            static_cast<std::int64_t>(h.log_offset));
+  if (!stored.ok()) {
+    h.log_offset = previous_offset;  // read the same lines again next time
+    return;
+  }
+  for (const auto& p : points) last_metrics_[p.name] = p;
 }
 
 void TrainingJobController::JobRunner::Monitor() {
@@ -503,6 +509,11 @@ void TrainingJobController::JobRunner::Monitor() {
     }
     // One host failing ends the job: SageMaker does not leave the others training.
     if ((Stopping() || any_failed) && sigterm_sent_millis_ == 0) {
+      // Sent first, recorded second: a crash in between means SIGTERM is sent again after
+      // the restart (harmless), never that it is not sent at all.
+      for (Host& h : hosts_) {
+        if (!h.exited) c_.runtime_.Signal(h.state_dir, SIGTERM).IgnoreError();
+      }
       sigterm_sent_millis_ = now;
       MutateResource(c_.store_, kKind, name_,
                      [&](metadata::Resource& r) -> Result<std::optional<metadata::Transition>> {
@@ -511,9 +522,6 @@ void TrainingJobController::JobRunner::Monitor() {
                      })
           .status()
           .IgnoreError();
-      for (Host& h : hosts_) {
-        if (!h.exited) c_.runtime_.Signal(h.state_dir, SIGTERM).IgnoreError();
-      }
     }
     if (sigterm_sent_millis_ != 0 && !sigkill_sent_ &&
         now - sigterm_sent_millis_ >= c_.options_.stop_grace.count()) {

@@ -8,7 +8,10 @@
 #include <boost/beast/http.hpp>
 #include <cerrno>
 #include <cstring>
+#include <condition_variable>
 #include <fstream>
+#include <mutex>
+#include <set>
 
 #include "common/clock.h"
 #include "common/ids.h"
@@ -29,8 +32,14 @@ struct HttpServer::Impl {
   std::thread accept_thread;
   std::atomic<bool> stopping{false};
 
+  // Connections being served, so that Stop() can end them and wait for their threads: a
+  // handler must never run after the objects it borrows are gone.
+  std::mutex conn_mu;
+  std::condition_variable conn_cv;
+  std::set<int> open_sockets;  // GUARDED_BY(conn_mu)
+
   void AcceptLoop();
-  void Serve(tcp::socket socket);
+  void Serve(tcp::socket& socket);
 };
 
 namespace {
@@ -193,6 +202,12 @@ void HttpServer::Stop() {
   impl_->acceptor.cancel(ec);
   impl_->acceptor.close(ec);
   if (impl_->accept_thread.joinable()) impl_->accept_thread.join();
+  // Wake every connection thread (blocked reading the next request, typically) and wait for
+  // them; a request being handled finishes first.
+  std::unique_lock<std::mutex> lock(impl_->conn_mu);
+  for (int fd : impl_->open_sockets) ::shutdown(fd, SHUT_RDWR);
+  impl_->conn_cv.wait_for(lock, std::chrono::seconds(30),
+                          [&] { return impl_->open_sockets.empty(); });
 }
 
 void HttpServer::Impl::AcceptLoop() {
@@ -206,11 +221,22 @@ void HttpServer::Impl::AcceptLoop() {
       continue;
     }
     socket.set_option(tcp::no_delay(true), ec);
-    std::thread([this, s = std::move(socket)]() mutable { Serve(std::move(s)); }).detach();
+    int fd = socket.native_handle();
+    {
+      std::lock_guard<std::mutex> lock(conn_mu);
+      if (stopping) return;
+      open_sockets.insert(fd);
+    }
+    std::thread([this, fd, s = std::move(socket)]() mutable {
+      Serve(s);  // the socket closes when this lambda is destroyed, after the erase
+      std::lock_guard<std::mutex> lock(conn_mu);
+      open_sockets.erase(fd);
+      conn_cv.notify_all();
+    }).detach();
   }
 }
 
-void HttpServer::Impl::Serve(tcp::socket socket) {
+void HttpServer::Impl::Serve(tcp::socket& socket) {
   beast::flat_buffer buffer;
   while (true) {
     beast::error_code ec;
@@ -308,6 +334,7 @@ void HttpServer::Impl::Serve(tcp::socket socket) {
       spdlog::error("request {} {} failed: {}", req.method, req.target, e.what());
       res = PlainError(500, "internal error");
     }
+    req.body = RequestBody();  // removes a spooled body before the client hears back
     if (!WriteResponse(socket, res, keep_alive, is_head, version) || !keep_alive) {
       beast::error_code ignored;
       socket.shutdown(tcp::socket::shutdown_send, ignored);

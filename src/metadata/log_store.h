@@ -101,6 +101,20 @@ class LogStore {
                                                const FilterQuery& query) = 0;
 
   // Metric series of one resource ("TrainingJob", name).
+  // The crash-safe ingest of one source (a host's output file) into one stream: appends
+  // `events`, and `metrics` under (metrics_kind, metrics_name) when given, and records
+  // `source_position` (how far into its source the stream now reaches, e.g. a byte offset)
+  // — all in one transaction. An ingester that restarts reads SourcePosition() and resumes
+  // there, so no line is lost or stored twice.
+  virtual Status IngestFromSource(std::string_view group, std::string_view stream,
+                                  const std::vector<LogEvent>& events,
+                                  std::string_view metrics_kind, std::string_view metrics_name,
+                                  const std::vector<MetricPoint>& metrics,
+                                  std::int64_t source_position) = 0;
+  // 0 for a stream that has never ingested from a source (or does not exist).
+  virtual Result<std::int64_t> SourcePosition(std::string_view group,
+                                              std::string_view stream) = 0;
+
   virtual Status AppendMetrics(std::string_view kind, std::string_view name,
                                const std::vector<MetricPoint>& points) = 0;
   // In the order appended; empty if the resource has none.

@@ -87,8 +87,13 @@ CREATE TABLE metric_points (
 );
 )sql";
 
+// Where each stream's ingester has read its source up to (LogStore::IngestFromSource).
+constexpr std::string_view kMigration2 = R"sql(
+ALTER TABLE log_streams ADD COLUMN source_position BIGINT NOT NULL DEFAULT 0;
+)sql";
+
 const std::vector<std::string_view>& Migrations() {
-  static const std::vector<std::string_view> kMigrations = {kMigration1};
+  static const std::vector<std::string_view> kMigrations = {kMigration1, kMigration2};
   return kMigrations;
 }
 
@@ -331,11 +336,46 @@ class SqliteLogStore final : public LogStore {
   Status Append(std::string_view group, std::string_view stream,
                 const std::vector<LogEvent>& events) override {
     RETURN_IF_ERROR(ValidateNames(group, stream));
-    const std::int64_t now = NowMillis();
     std::lock_guard lock(mu_);
     ASSIGN_OR_RETURN(auto txn, SqliteTransaction::Begin(*db_));
+    RETURN_IF_ERROR(AppendLocked(group, stream, events));
+    return txn.Commit();
+  }
+
+  Status IngestFromSource(std::string_view group, std::string_view stream,
+                          const std::vector<LogEvent>& events, std::string_view metrics_kind,
+                          std::string_view metrics_name, const std::vector<MetricPoint>& metrics,
+                          std::int64_t source_position) override {
+    RETURN_IF_ERROR(ValidateNames(group, stream));
+    if (!metrics.empty() && (metrics_kind.empty() || metrics_name.empty())) {
+      return InvalidArgument("metric owner kind and name must not be empty");
+    }
+    std::lock_guard lock(mu_);
+    ASSIGN_OR_RETURN(auto txn, SqliteTransaction::Begin(*db_));
+    RETURN_IF_ERROR(AppendLocked(group, stream, events));
+    if (!metrics.empty()) RETURN_IF_ERROR(AppendMetricsLocked(metrics_kind, metrics_name, metrics));
+    ASSIGN_OR_RETURN(auto update, db_->Prepare("UPDATE log_streams SET source_position = ?"
+                                               " WHERE group_name = ? AND stream_name = ?"));
+    RETURN_IF_ERROR(update.Bind(1, source_position).Bind(2, group).Bind(3, stream).Run());
+    return txn.Commit();
+  }
+
+  Result<std::int64_t> SourcePosition(std::string_view group, std::string_view stream) override {
+    std::lock_guard lock(mu_);
+    ASSIGN_OR_RETURN(auto select, db_->Prepare("SELECT source_position FROM log_streams"
+                                               " WHERE group_name = ? AND stream_name = ?"));
+    select.Bind(1, group).Bind(2, stream);
+    ASSIGN_OR_RETURN(bool found, select.Step());
+    return found ? select.ColumnInt64(0) : std::int64_t{0};
+  }
+
+ private:
+  // Both run inside the caller's transaction, with mu_ held.
+  Status AppendLocked(std::string_view group, std::string_view stream,
+                      const std::vector<LogEvent>& events) {
+    const std::int64_t now = NowMillis();
     RETURN_IF_ERROR(EnsureStreamLocked(group, stream, now));
-    if (events.empty()) return txn.Commit();
+    if (events.empty()) return Status::Ok();
 
     ASSIGN_OR_RETURN(auto group_row,
                      db_->Prepare("SELECT last_event_id FROM log_groups WHERE group_name = ?"));
@@ -390,9 +430,10 @@ class SqliteLogStore final : public LogStore {
     ASSIGN_OR_RETURN(auto update_group,
                      db_->Prepare("UPDATE log_groups SET last_event_id = ?,"
                                   " stored_bytes = stored_bytes + ? WHERE group_name = ?"));
-    RETURN_IF_ERROR(update_group.Bind(1, event_id).Bind(2, bytes).Bind(3, group).Run());
-    return txn.Commit();
+    return update_group.Bind(1, event_id).Bind(2, bytes).Bind(3, group).Run();
   }
+
+ public:
 
   Result<std::vector<LogGroupInfo>> ListGroups(std::string_view prefix) override {
     std::lock_guard lock(mu_);
@@ -568,6 +609,13 @@ class SqliteLogStore final : public LogStore {
     }
     std::lock_guard lock(mu_);
     ASSIGN_OR_RETURN(auto txn, SqliteTransaction::Begin(*db_));
+    RETURN_IF_ERROR(AppendMetricsLocked(kind, name, points));
+    return txn.Commit();
+  }
+
+ private:
+  Status AppendMetricsLocked(std::string_view kind, std::string_view name,
+                             const std::vector<MetricPoint>& points) {
     ASSIGN_OR_RETURN(auto last, db_->Prepare("SELECT COALESCE(MAX(seq), 0) FROM metric_points"
                                              " WHERE kind = ? AND name = ?"));
     last.Bind(1, kind).Bind(2, name);
@@ -591,9 +639,10 @@ class SqliteLogStore final : public LogStore {
       }
       RETURN_IF_ERROR(insert.Run());
     }
-    return txn.Commit();
+    return Status::Ok();
   }
 
+ public:
   Result<std::vector<MetricPoint>> Metrics(std::string_view kind, std::string_view name) override {
     std::lock_guard lock(mu_);
     ASSIGN_OR_RETURN(auto select,

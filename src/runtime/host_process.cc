@@ -200,7 +200,9 @@ Status HostProcessRuntime::Launch(const HostSpec& spec, const fs::path& state_di
   } catch (const nlohmann::json::exception&) {
     return InvalidArgument("HostSpec argv, env and paths must be valid UTF-8");
   }
-  RETURN_IF_ERROR(WriteFileAtomic(state_dir / "spec.json", text));
+  // The process it describes cannot outlive a machine crash either: no fsync needed.
+  RETURN_IF_ERROR(
+      WriteFileAtomic(state_dir / "spec.json", text, Durability::kSurvivesProcessCrash));
   return SpawnSupervisor(supervisor, state_dir);
 }
 

@@ -300,7 +300,9 @@ int Supervise(const fs::path& state_dir, int ready_fd) {
                         {"child_pid", target},
                         {"started_millis", started},
                         {"sandboxed", spec.sandboxed}};
-  Status s = WriteFileAtomic(state_dir / "supervisor.json", sup.dump());
+  // Only meaningful while these processes live, which no machine crash allows: no fsync.
+  Status s = WriteFileAtomic(state_dir / "supervisor.json", sup.dump(),
+                             Durability::kSurvivesProcessCrash);
   if (!s.ok()) {
     Log(s.ToString());
     ::kill(child, SIGKILL);

@@ -438,9 +438,12 @@ Status WriteHostLayout(const HostLayout& layout) {
   } catch (const nlohmann::json::exception&) {
     return InvalidArgument("hyperparameters and channel settings must be valid UTF-8");
   }
-  RETURN_IF_ERROR(WriteFileAtomic(ml / "input/config/hyperparameters.json", hp_text));
-  RETURN_IF_ERROR(WriteFileAtomic(ml / "input/config/inputdataconfig.json", dc_text));
-  return WriteFileAtomic(ml / "input/config/resourceconfig.json", rc_text);
+  // A restarted server writes these again before the job launches, so they need only survive
+  // a process crash: no fsync on the job start path.
+  constexpr Durability kVolatile = Durability::kSurvivesProcessCrash;
+  RETURN_IF_ERROR(WriteFileAtomic(ml / "input/config/hyperparameters.json", hp_text, kVolatile));
+  RETURN_IF_ERROR(WriteFileAtomic(ml / "input/config/inputdataconfig.json", dc_text, kVolatile));
+  return WriteFileAtomic(ml / "input/config/resourceconfig.json", rc_text, kVolatile);
 }
 
 Result<std::vector<S3Location>> ResolveChannelObjects(ObjectStore& store,

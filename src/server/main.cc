@@ -24,6 +24,7 @@
 #include "runtime/host_process.h"
 #include "s3api/s3_api.h"
 #include "server/router.h"
+#include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
 #include "storage/local_object_store.h"
 
@@ -72,7 +73,11 @@ int RunServer(const std::string& listen, const fs::path& data_dir) {
   if (!stores.ok()) return Fail(stores.status());
   auto objects = storage::OpenLocalObjectStore({.root = data_dir / "objects"});
   if (!objects.ok()) return Fail(objects.status());
+  // Request bodies spooled by a server that was killed mid-upload: never acknowledged, so
+  // nothing refers to them. (The object store's LOCK, taken above, keeps a second server on
+  // this directory from getting here.)
   std::error_code ec;
+  fs::remove_all(data_dir / "tmp", ec);
   fs::create_directories(data_dir / "tmp", ec);
   fs::create_directories(data_dir / "jobs", ec);
 
@@ -123,6 +128,8 @@ int RunServer(const std::string& listen, const fs::path& data_dir) {
 
 int main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
+  // Diagnostics go to stderr; stdout carries only what a script may parse (the address).
+  spdlog::set_default_logger(spdlog::stderr_color_mt("hearth"));
   CLI::App app{"Hearth: SageMaker's API on your own machine"};
   app.require_subcommand(1);
   std::string data_dir = "data";
