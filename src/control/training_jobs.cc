@@ -247,6 +247,9 @@ void TrainingJobController::JobRunner::Execute() {
     }
     Status launched = Launch();
     if (!launched.ok()) {
+      // Hosts that did start must not train on alone, unwatched.
+      for (Host& h : hosts_) c_.runtime_.Signal(h.state_dir, SIGKILL).IgnoreError();
+      for (auto& f : feeders_) f->Stop();
       Fail("InternalServerError: could not start the training hosts: " + launched.message());
       return;
     }
