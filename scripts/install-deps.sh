@@ -16,7 +16,7 @@ packages=(
   # real clients for the end-to-end tests, and the Python the example scripts run on
   python3 python3-boto3 python3-pytest python3-sklearn python3-numpy awscli
   # tools the tests use
-  curl procps
+  curl procps strace
 )
 
 sudo_cmd=()

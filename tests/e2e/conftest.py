@@ -111,6 +111,31 @@ class HearthServer:
                         self.data_dir], check=True, capture_output=True)
 
 
+def kill_processes_mentioning(text):
+    """SIGKILLs every process whose command line mentions `text` (a test's tmp dir). Training
+    hosts outlive the server by design (a restarted server re-adopts them), so a test that
+    ends with jobs still running must not leave them behind."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_jobs(tmp_path):
+    yield
+    kill_processes_mentioning(str(tmp_path))
+
+
 @pytest.fixture
 def server(tmp_path):
     s = HearthServer(str(tmp_path / "data")).start()
