@@ -720,6 +720,11 @@ Result<json> TrainingJobController::Create(const json& request) {
     return Validation("1 validation error detected: Value null at 'resourceConfig' failed to "
                       "satisfy constraint: Member must not be null");
   }
+  if (request.value("EnableNetworkIsolation", false) && !runtime_.sandboxed()) {
+    // Running the job with a network it asked not to have would be worse than refusing it.
+    return Validation("EnableNetworkIsolation needs the bubblewrap sandbox, which is not "
+                      "usable on this server (install the bubblewrap package).");
+  }
   ASSIGN_OR_RETURN(ResolvedImage image,
                    images_.Resolve(spec["TrainingImage"].get<std::string>(),
                                    "algorithmSpecification.trainingImage"));

@@ -316,6 +316,13 @@ TEST_F(TrainingJobControllerTest, CreateWithUnknownImageNamesTheField) {
                        "algorithmSpecification.trainingImage");
 }
 
+TEST_F(TrainingJobControllerPlainProcessTest, NetworkIsolationWithoutASandboxIsRefused) {
+  json request = TrainingRequest("isolated", Image("noop", "exit 0"));
+  request["EnableNetworkIsolation"] = true;
+  ExpectCreateRejected(request, StatusCode::kInvalidArgument, "ValidationException",
+                       "EnableNetworkIsolation");
+}
+
 TEST_F(TrainingJobControllerTest, CreateRejectsDuplicateChannelNames) {
   json request = TrainingRequest("dup-channels", Image("noop", "exit 0"));
   request["InputDataConfig"].push_back(Channel("train", "s3://input/train/"));

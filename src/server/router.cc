@@ -1,6 +1,7 @@
 #include "server/router.h"
 
 #include "api/error_map.h"
+#include "common/ids.h"
 #include "s3api/s3_errors.h"
 
 namespace hearth::server {
@@ -9,16 +10,38 @@ Router::Router(const api::JsonProtocolService& sagemaker, const api::JsonProtoco
                s3api::S3Api& s3, AuthHook auth)
     : sagemaker_(sagemaker), logs_(logs), s3_(s3), auth_(std::move(auth)) {}
 
+namespace {
+
+// "/endpoints/<name>/invocations" (and the async and streaming forms): the runtime API's
+// paths. Anything else under /endpoints/ is an S3 bucket named "endpoints".
+bool IsRuntimePath(std::string_view path, std::string* endpoint) {
+  constexpr std::string_view kPrefix = "/endpoints/";
+  if (path.substr(0, kPrefix.size()) != kPrefix) return false;
+  path.remove_prefix(kPrefix.size());
+  std::size_t slash = path.find('/');
+  if (slash == 0 || slash == std::string_view::npos) return false;
+  std::string_view action = path.substr(slash + 1);
+  if (action != "invocations" && action != "async-invocations" &&
+      action != "invocations-response-stream") {
+    return false;
+  }
+  if (endpoint != nullptr) *endpoint = std::string(path.substr(0, slash));
+  return true;
+}
+
+}  // namespace
+
 Router::Front Router::Pick(const http::Request& request) const {
   std::string service = request.credential ? request.credential->service : "";
   if (service == "s3") return Front::kS3;
   if (sagemaker_.Claims(request)) return Front::kSageMaker;
   if (logs_.Claims(request)) return Front::kLogs;
-  if (request.method == "POST" && request.path.rfind("/endpoints/", 0) == 0 &&
-      (service == "sagemaker" || service.empty())) {
+  if (request.method == "POST" && (service == "sagemaker" || service.empty()) &&
+      IsRuntimePath(request.path, nullptr)) {
     return Front::kRuntime;
   }
-  if (request.headers.Has("x-amz-target")) return Front::kSageMaker;  // unknown target
+  // An X-Amz-Target no service claims: SageMaker's front answers UnknownOperationException.
+  if (request.headers.Has("x-amz-target")) return Front::kSageMaker;
   return Front::kS3;
 }
 
@@ -30,8 +53,10 @@ std::optional<http::Response> Router::Precheck(const http::Request& request) con
 http::Response Router::Handle(http::Request& request) const {
   Front front = Pick(request);
   if (Status auth = auth_(request); !auth.ok()) {
-    if (front == Front::kS3) return s3api::S3ErrorResponse(auth, request.path, request.request_id,
-                                     request.method == "HEAD");
+    if (front == Front::kS3) {
+      return s3api::S3ErrorResponse(auth, request.path, request.request_id,
+                                    request.method == "HEAD");
+    }
     return api::JsonErrorResponse(auth, request.request_id);
   }
   switch (front) {
@@ -39,11 +64,17 @@ http::Response Router::Handle(http::Request& request) const {
       return sagemaker_.Handle(request);
     case Front::kLogs:
       return logs_.Handle(request);
-    case Front::kRuntime:
+    case Front::kRuntime: {
+      // Hosting comes with endpoints; until then no endpoint exists, which is what the
+      // runtime API says for an unknown one.
+      std::string endpoint;
+      IsRuntimePath(request.path, &endpoint);
       return api::JsonErrorResponse(
-          Status(StatusCode::kNotFound, "Endpoint not found: hosting is not available yet.",
+          Status(StatusCode::kNotFound, "Endpoint " + endpoint + " of account " +
+                                            AccountContext{}.account_id + " not found.",
                  "ValidationError"),
           request.request_id);
+    }
     case Front::kS3:
       return s3_.Handle(request);
   }
