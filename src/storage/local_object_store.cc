@@ -612,17 +612,17 @@ class Core {
     for (const std::string& name : names) UnlinkBlob(name);
   }
 
-  // Publishes a blob (already durable in blobs/) as the object (bucket, info.key). On failure
-  // the blob is removed.
-  Result<ObjectInfo> PublishObject(const std::string& bucket, const ObjectInfo& info,
-                                   const std::string& blob) {
+  // The one way a new blob (already durable in blobs/) becomes visible: `write` runs in one
+  // write transaction and lists the blobs it replaced in `garbage`. If anything fails the new
+  // blob is removed, since nothing refers to it; once committed, the replaced ones are.
+  using BlobWrite = std::function<Status(Database& db, std::vector<std::string>* garbage)>;
+  Status PublishBlob(const std::string& blob, const BlobWrite& write) {
     std::vector<std::string> garbage;
     Status status = [&]() -> Status {
       std::lock_guard lock(write_mu);
       Transaction txn(*write_db);
       RETURN_IF_ERROR(txn.Begin());
-      RETURN_IF_ERROR(RequireBucket(*write_db, bucket));
-      RETURN_IF_ERROR(UpsertObjectRow(*write_db, bucket, info, blob, &garbage));
+      RETURN_IF_ERROR(write(*write_db, &garbage));
       return txn.Commit();
     }();
     if (!status.ok()) {
@@ -630,25 +630,30 @@ class Core {
       return status;
     }
     UnlinkBlobs(garbage);
+    return Status::Ok();
+  }
+
+  // Publishes a blob as the object (bucket, info.key).
+  Result<ObjectInfo> PublishObject(const std::string& bucket, const ObjectInfo& info,
+                                   const std::string& blob) {
+    RETURN_IF_ERROR(PublishBlob(blob, [&](Database& db, std::vector<std::string>* garbage) {
+      RETURN_IF_ERROR(RequireBucket(db, bucket));
+      return UpsertObjectRow(db, bucket, info, blob, garbage);
+    }));
     return info;
   }
 
   Result<ObjectInfo> PublishPart(const std::string& bucket, const std::string& key,
                                  const std::string& upload_id, int part_number,
                                  const ObjectInfo& info, const std::string& blob) {
-    std::vector<std::string> garbage;
-    Status status = [&]() -> Status {
-      std::lock_guard lock(write_mu);
-      Database& db = *write_db;
-      Transaction txn(db);
-      RETURN_IF_ERROR(txn.Begin());
+    RETURN_IF_ERROR(PublishBlob(blob, [&](Database& db, std::vector<std::string>* garbage) {
       RETURN_IF_ERROR(RequireUpload(db, bucket, key, upload_id).status());
       {
         ASSIGN_OR_RETURN(Statement stmt,
                          db.Prepare("SELECT blob FROM parts WHERE upload_id = ?1 AND "
                                     "part_number = ?2"));
         ASSIGN_OR_RETURN(bool found, stmt.BindText(1, upload_id).BindInt(2, part_number).Step());
-        if (found) garbage.push_back(stmt.Text(0));
+        if (found) garbage->push_back(stmt.Text(0));
       }
       ASSIGN_OR_RETURN(Statement stmt,
                        db.Prepare("INSERT OR REPLACE INTO parts (upload_id, part_number, blob, "
@@ -660,13 +665,8 @@ class Core {
                           .BindText(5, info.etag)
                           .BindInt(6, info.last_modified_millis)
                           .Run());
-      return txn.Commit();
-    }();
-    if (!status.ok()) {
-      UnlinkBlob(blob);
-      return status;
-    }
-    UnlinkBlobs(garbage);
+      return Status::Ok();
+    }));
     return info;
   }
 
@@ -1333,29 +1333,19 @@ Result<ObjectInfo> LocalObjectStore::CompleteMultipartUpload(
   info.content_type = upload.content_type;
   info.user_metadata = DecodeMetadata(upload.user_metadata);
 
-  std::vector<std::string> garbage;  // the replaced object's blob and every part's blob
-  Status status = [&]() -> Status {
-    std::lock_guard lock(core_->write_mu);
-    Database& db = *core_->write_db;
-    Transaction txn(db);
-    RETURN_IF_ERROR(txn.Begin());
+  // Garbage: the replaced object's blob and every part's blob.
+  RETURN_IF_ERROR(core_->PublishBlob(blob, [&](Database& db, std::vector<std::string>* garbage) {
     // Aborted or completed by someone else meanwhile. (An existing upload implies its bucket.)
     RETURN_IF_ERROR(RequireUpload(db, bucket, key, upload_id).status());
-    RETURN_IF_ERROR(CollectPartBlobs(db, upload_id, &garbage));
-    RETURN_IF_ERROR(UpsertObjectRow(db, bucket, info, blob, &garbage));
+    RETURN_IF_ERROR(CollectPartBlobs(db, upload_id, garbage));
+    RETURN_IF_ERROR(UpsertObjectRow(db, bucket, info, blob, garbage));
     {
       ASSIGN_OR_RETURN(Statement stmt, db.Prepare("DELETE FROM parts WHERE upload_id = ?"));
       RETURN_IF_ERROR(stmt.BindText(1, upload_id).Run());
     }
     ASSIGN_OR_RETURN(Statement stmt, db.Prepare("DELETE FROM uploads WHERE upload_id = ?"));
-    RETURN_IF_ERROR(stmt.BindText(1, upload_id).Run());
-    return txn.Commit();
-  }();
-  if (!status.ok()) {
-    core_->UnlinkBlob(blob);
-    return status;
-  }
-  core_->UnlinkBlobs(garbage);
+    return stmt.BindText(1, upload_id).Run();
+  }));
   return info;
 }
 
