@@ -90,7 +90,7 @@ inline Status Internal(std::string msg, std::string reason = {}) {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {  // NOLINT: implicit by design
     if (std::get<Status>(v_).ok()) v_ = Status(StatusCode::kInternal, "Result built from OK");
   }
@@ -117,10 +117,10 @@ class [[nodiscard]] Result {
 #define HEARTH_CONCAT_INNER(a, b) a##b
 #define HEARTH_CONCAT(a, b) HEARTH_CONCAT_INNER(a, b)
 
-#define RETURN_IF_ERROR(expr)                          \
-  do {                                                 \
-    ::hearth::Status hearth_status_ = (expr);          \
-    if (!hearth_status_.ok()) return hearth_status_;   \
+#define RETURN_IF_ERROR(expr)                        \
+  do {                                               \
+    ::hearth::Status hearth_status_ = (expr);        \
+    if (!hearth_status_.ok()) return hearth_status_; \
   } while (0)
 
 #define HEARTH_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \

@@ -39,8 +39,7 @@ ImageRegistry::ImageRegistry(metadata::MetadataStore& store,
                              std::map<std::string, std::vector<std::string>> builtin_algorithms)
     : store_(store), builtin_algorithms_(std::move(builtin_algorithms)) {}
 
-Result<ResolvedImage> ImageRegistry::Resolve(std::string_view image,
-                                             std::string_view field) const {
+Result<ResolvedImage> ImageRegistry::Resolve(std::string_view image, std::string_view field) const {
   ResolvedImage resolved;
   resolved.name = std::string(image);
   std::string_view short_name = image;
@@ -75,8 +74,7 @@ Result<ResolvedImage> ImageRegistry::Resolve(std::string_view image,
   for (const auto& [algo, repos] : builtin_algorithms_) {
     known += (known.empty() ? "" : ", ") + ("hearth/" + algo);
   }
-  return InvalidArgument("The image '" + std::string(image) + "' given at '" +
-                             std::string(field) +
+  return InvalidArgument("The image '" + std::string(image) + "' given at '" + std::string(field) +
                              "' does not exist. Use a built-in algorithm image" +
                              (known.empty() ? "" : " (" + known + ")") +
                              " or register a local image directory with "

@@ -29,10 +29,10 @@
 namespace hearth::control {
 
 struct ResolvedImage {
-  std::string name;                    // as the request gave it
+  std::string name;  // as the request gave it
   bool builtin = false;
-  std::string algorithm;               // built-ins: "linear-learner", ...
-  std::filesystem::path program_dir;   // BYO: the registered directory
+  std::string algorithm;              // built-ins: "linear-learner", ...
+  std::filesystem::path program_dir;  // BYO: the registered directory
 };
 
 class ImageRegistry {

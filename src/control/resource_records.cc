@@ -37,8 +37,8 @@ Result<Page> Paginate(const nlohmann::json& request, std::size_t total, int defa
         ok = false;
       }
     }
-    if (!ok) return InvalidArgument("Invalid pagination token: '" + token + "'.",
-                                    "ValidationException");
+    if (!ok)
+      return InvalidArgument("Invalid pagination token: '" + token + "'.", "ValidationException");
   }
   Page page;
   page.begin = std::min(begin, total);

@@ -1,13 +1,13 @@
 #include "control/training_jobs.h"
 
-#include <re2/re2.h>
-#include <signal.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cctype>
 #include <fstream>
 #include <set>
+
+#include <re2/re2.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "common/fs.h"
@@ -141,7 +141,7 @@ class TrainingJobController::JobRunner {
   std::vector<std::unique_ptr<runtime::PipeFeeder>> feeders_;
   std::vector<runtime::UploadedFiles> checkpoint_uploads_;  // one per host
   std::int64_t last_checkpoint_sync_millis_ = 0;
-  std::string pipe_failure_;  // set when a Pipe mode channel could not be fed
+  std::string pipe_failure_;             // set when a Pipe mode channel could not be fed
   std::string stop_reason_ = "Stopped";  // or "MaxRuntimeExceeded"
   std::int64_t sigterm_sent_millis_ = 0;
   bool sigkill_sent_ = false;
@@ -207,15 +207,14 @@ void TrainingJobController::JobRunner::Fail(const std::string& reason) {
 void TrainingJobController::JobRunner::Execute() {
   auto loaded = c_.store_.Get(kKind, name_);
   if (!loaded.ok()) {
-    spdlog::error("training job {}: cannot load its record: {}", name_,
-                  loaded.status().ToString());
+    spdlog::error("training job {}: cannot load its record: {}", name_, loaded.status().ToString());
     return;
   }
   record_ = std::move(loaded).value();
   request_ = record_.internal.value("request", json::object());
 
-  for (const json& def : request_["AlgorithmSpecification"].value("MetricDefinitions",
-                                                                    json::array())) {
+  for (const json& def :
+       request_["AlgorithmSpecification"].value("MetricDefinitions", json::array())) {
     auto re = std::make_unique<RE2>(def.value("Regex", ""));
     if (re->ok()) metric_res_.emplace_back(def.value("Name", ""), std::move(re));
   }
@@ -278,8 +277,7 @@ Status TrainingJobController::JobRunner::Prepare() {
   bool any_file_channel = false;
   for (const auto& ch : channels) any_file_channel |= ch.input_mode == "File";
   if (any_file_channel) {
-    RETURN_IF_ERROR(Transition("InProgress", "Downloading",
-                               "Downloading input data", nullptr));
+    RETURN_IF_ERROR(Transition("InProgress", "Downloading", "Downloading input data", nullptr));
   }
   std::vector<std::string> host_names;
   for (const Host& h : hosts_) host_names.push_back(h.name);
@@ -290,13 +288,13 @@ Status TrainingJobController::JobRunner::Prepare() {
   }
   for (std::size_t i = 0; i < hosts_.size(); ++i) {
     Host& h = hosts_[i];
-    runtime::HostLayout layout{.ml_dir = h.ml_dir,
-                               .current_host = h.name,
-                               .hosts = host_names,
-                               .instance_type = request_["ResourceConfig"].value("InstanceType",
-                                                                                 "ml.m5.large"),
-                               .hyperparameters = hps,
-                               .channels = channels};
+    runtime::HostLayout layout{
+        .ml_dir = h.ml_dir,
+        .current_host = h.name,
+        .hosts = host_names,
+        .instance_type = request_["ResourceConfig"].value("InstanceType", "ml.m5.large"),
+        .hyperparameters = hps,
+        .channels = channels};
     RETURN_IF_ERROR(runtime::WriteHostLayout(layout));
     fs::create_directories(h.state_dir, ec);
     if (ec) return Internal("cannot create " + h.state_dir.string() + ": " + ec.message());
@@ -304,11 +302,11 @@ Status TrainingJobController::JobRunner::Prepare() {
       if (ch.input_mode != "File") continue;
       auto objects = runtime::ResolveChannelObjects(c_.objects_, ch);
       if (!objects.ok()) return InvalidArgument("ClientError: " + objects.status().message());
-      auto share = runtime::ShareForHost(*objects, ch, static_cast<int>(i),
-                                         static_cast<int>(hosts_.size()));
+      auto share =
+          runtime::ShareForHost(*objects, ch, static_cast<int>(i), static_cast<int>(hosts_.size()));
       Status staged = runtime::StageFileChannel(c_.objects_, ch, share, h.ml_dir);
-      if (!staged.ok()) return InvalidArgument("ClientError: Data download failed: " +
-                                               staged.message());
+      if (!staged.ok())
+        return InvalidArgument("ClientError: Data download failed: " + staged.message());
     }
     if (request_.contains("CheckpointConfig")) {
       auto loc = storage::ParseS3Uri(request_["CheckpointConfig"].value("S3Uri", ""));
@@ -444,8 +442,8 @@ void TrainingJobController::JobRunner::IngestOutput(Host& h) {
       try {
         std::size_t used = 0;
         double v = std::stod(captured, &used);
-        metadata::MetricPoint p{.name = metric, .value = v,
-                                .timestamp_millis = line.timestamp_millis};
+        metadata::MetricPoint p{
+            .name = metric, .value = v, .timestamp_millis = line.timestamp_millis};
         points.push_back(p);
       } catch (...) {
         // SageMaker drops matches that are not numbers.
@@ -464,8 +462,8 @@ void TrainingJobController::JobRunner::IngestOutput(Host& h) {
 }
 
 void TrainingJobController::JobRunner::Monitor() {
-  std::int64_t max_runtime_s = request_["StoppingCondition"].value("MaxRuntimeInSeconds",
-                                                                   kDefaultMaxRuntimeSeconds);
+  std::int64_t max_runtime_s =
+      request_["StoppingCondition"].value("MaxRuntimeInSeconds", kDefaultMaxRuntimeSeconds);
   auto start = TimestampMillis(record_.doc.value("TrainingStartTime", json()));
   std::int64_t deadline = start.value_or(NowMillis()) + max_runtime_s * 1000;
   while (!ShuttingDown()) {
@@ -566,8 +564,8 @@ Status TrainingJobController::JobRunner::UploadArtifacts(json& doc) {
   std::error_code ec;
   fs::path data = first.ml_dir / "output" / "data";
   if (fs::exists(data, ec) && !fs::is_empty(data, ec)) {
-    RETURN_IF_ERROR(runtime::PackDirectoryToObject(
-        data, c_.objects_, {out->bucket, base + "output.tar.gz"}));
+    RETURN_IF_ERROR(
+        runtime::PackDirectoryToObject(data, c_.objects_, {out->bucket, base + "output.tar.gz"}));
   }
   return SyncCheckpoints();
 }
@@ -706,8 +704,9 @@ Result<json> TrainingJobController::Create(const json& request) {
   const std::string name = request.value("TrainingJobName", "");
   // Checks the service model cannot express.
   if (!request.contains("AlgorithmSpecification")) {
-    return Validation("1 validation error detected: Value null at 'algorithmSpecification' "
-                      "failed to satisfy constraint: Member must not be null");
+    return Validation(
+        "1 validation error detected: Value null at 'algorithmSpecification' "
+        "failed to satisfy constraint: Member must not be null");
   }
   const json& spec = request["AlgorithmSpecification"];
   if (!spec.contains("TrainingImage")) {
@@ -717,17 +716,18 @@ Result<json> TrainingJobController::Create(const json& request) {
                           : "AlgorithmSpecification.TrainingImage must be provided.");
   }
   if (!request.contains("ResourceConfig")) {
-    return Validation("1 validation error detected: Value null at 'resourceConfig' failed to "
-                      "satisfy constraint: Member must not be null");
+    return Validation(
+        "1 validation error detected: Value null at 'resourceConfig' failed to "
+        "satisfy constraint: Member must not be null");
   }
   if (request.value("EnableNetworkIsolation", false) && !runtime_.sandboxed()) {
     // Running the job with a network it asked not to have would be worse than refusing it.
-    return Validation("EnableNetworkIsolation needs the bubblewrap sandbox, which is not "
-                      "usable on this server (install the bubblewrap package).");
+    return Validation(
+        "EnableNetworkIsolation needs the bubblewrap sandbox, which is not "
+        "usable on this server (install the bubblewrap package).");
   }
-  ASSIGN_OR_RETURN(ResolvedImage image,
-                   images_.Resolve(spec["TrainingImage"].get<std::string>(),
-                                   "algorithmSpecification.trainingImage"));
+  ASSIGN_OR_RETURN(ResolvedImage image, images_.Resolve(spec["TrainingImage"].get<std::string>(),
+                                                        "algorithmSpecification.trainingImage"));
   (void)image;
   std::set<std::string> channel_names;
   int index = 0;
@@ -736,7 +736,8 @@ Result<json> TrainingJobController::Create(const json& request) {
     std::string path = "inputDataConfig." + std::to_string(index) + ".member";
     std::string cname = ch.value("ChannelName", "");
     if (!channel_names.insert(cname).second) {
-      return Validation("Channel names must be unique: '" + cname + "' appears more than once "
+      return Validation("Channel names must be unique: '" + cname +
+                        "' appears more than once "
                         "in InputDataConfig.");
     }
     if (!ch["DataSource"].contains("S3DataSource")) {
@@ -750,14 +751,15 @@ Result<json> TrainingJobController::Create(const json& request) {
                         ".dataSource.s3DataSource.s3DataType' is not supported; use S3Prefix or "
                         "ManifestFile.");
     }
-    runtime::ChannelSpec cs = ChannelSpecs(json{{"AlgorithmSpecification", spec},
-                                                {"InputDataConfig", json::array({ch})}})[0];
+    runtime::ChannelSpec cs = ChannelSpecs(
+        json{{"AlgorithmSpecification", spec}, {"InputDataConfig", json::array({ch})}})[0];
     auto objects = runtime::ResolveChannelObjects(objects_, cs);
     if (!objects.ok()) {
       return Validation("No S3 objects found under S3 URL \"" + cs.s3_uri +
                         "\" given in input data source (channel '" + cname +
                         "'). Please ensure that the bucket exists and that objects exist under "
-                        "that S3 prefix: " + objects.status().message());
+                        "that S3 prefix: " +
+                        objects.status().message());
     }
   }
   for (const json& def : spec.value("MetricDefinitions", json::array())) {
@@ -773,7 +775,8 @@ Result<json> TrainingJobController::Create(const json& request) {
     return Validation("OutputDataConfig.S3OutputPath must be an s3:// URI.");
   }
   if (!objects_.HeadBucket(out->bucket).ok()) {
-    return Validation("The bucket '" + out->bucket + "' in OutputDataConfig.S3OutputPath does "
+    return Validation("The bucket '" + out->bucket +
+                      "' in OutputDataConfig.S3OutputPath does "
                       "not exist.");
   }
   if (request.contains("CheckpointConfig") &&
@@ -810,7 +813,8 @@ Result<json> TrainingJobController::Create(const json& request) {
   if (created.code() == StatusCode::kAlreadyExists) {
     return Status(StatusCode::kAlreadyExists,
                   "Training job names must be unique within an AWS account and region, and a "
-                  "training job with this name already exists (" + r.arn + ")",
+                  "training job with this name already exists (" +
+                      r.arn + ")",
                   "ResourceInUse");
   }
   RETURN_IF_ERROR(created);
@@ -884,7 +888,8 @@ Result<json> TrainingJobController::List(const json& request) {
 Result<json> TrainingJobController::Stop(const json& request) {
   const std::string name = request.value("TrainingJobName", "");
   auto updated = MutateResource(
-      store_, kKind, name, [&](metadata::Resource& r) -> Result<std::optional<metadata::Transition>> {
+      store_, kKind, name,
+      [&](metadata::Resource& r) -> Result<std::optional<metadata::Transition>> {
         if (r.status == "Stopping") return std::optional<metadata::Transition>();
         if (r.status != "InProgress") {
           return Validation("The request was rejected because the training job is in status " +

@@ -67,15 +67,15 @@ class RequestBody {
 };
 
 struct Request {
-  std::string method;  // "GET", "PUT", ...
-  std::string target;  // raw request target: path plus query, as sent
-  std::string path;    // percent-decoded path, without the query
+  std::string method;    // "GET", "PUT", ...
+  std::string target;    // raw request target: path plus query, as sent
+  std::string path;      // percent-decoded path, without the query
   std::string raw_path;  // path as sent (still percent-encoded), for SigV4
   // Decoded query parameters in the order sent; a key without '=' has an empty value.
   std::vector<std::pair<std::string, std::string>> query;
   Headers headers;
   RequestBody body;
-  std::string request_id;  // assigned by the server
+  std::string request_id;                     // assigned by the server
   std::optional<SigV4Credential> credential;  // parsed from Authorization / X-Amz-Credential
 
   std::optional<std::string> QueryParam(std::string_view key) const;

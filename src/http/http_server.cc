@@ -1,17 +1,17 @@
 #include "http/http_server.h"
 
-#include <fcntl.h>
-#include <unistd.h>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <set>
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <cerrno>
-#include <cstring>
-#include <condition_variable>
-#include <fstream>
-#include <mutex>
-#include <set>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "common/ids.h"
@@ -116,7 +116,8 @@ bool WriteResponse(tcp::socket& socket, const Response& res, bool keep_alive, bo
     std::uint64_t sent = 0;
     bool ok = !ec;
     while (ok && sent < res.file->length) {
-      std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, res.file->length - sent));
+      std::size_t want =
+          static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, res.file->length - sent));
       ssize_t n = ::pread(fd, buf.data(), want, static_cast<off_t>(res.file->offset + sent));
       if (n <= 0) {
         ok = false;
@@ -217,7 +218,8 @@ void HttpServer::Impl::AcceptLoop() {
     acceptor.accept(socket, ec);
     if (ec) {
       if (stopping) return;
-      if (ec == asio::error::no_descriptors) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (ec == asio::error::no_descriptors)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
       continue;
     }
     socket.set_option(tcp::no_delay(true), ec);
@@ -300,7 +302,7 @@ void HttpServer::Impl::Serve(tcp::socket& socket) {
         spool = options.spool_dir / ("body-" + req.request_id);
         spool_fd = ::open(spool.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (spool_fd < 0 || ::write(spool_fd, memory.data(), memory.size()) !=
-                                 static_cast<ssize_t>(memory.size())) {
+                                static_cast<ssize_t>(memory.size())) {
           failed = true;
           break;
         }

@@ -1,11 +1,11 @@
-#include <fcntl.h>
-#include <gtest/gtest.h>
+#include <filesystem>
+#include <fstream>
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <filesystem>
-#include <fstream>
+#include <fcntl.h>
+#include <gtest/gtest.h>
 
 #include "common/ids.h"
 #include "http/http_server.h"
@@ -66,11 +66,12 @@ class HttpServerTest : public ::testing::Test {
       auto body = r.body.ReadAll();
       res.body = r.method + " " + r.path + " q=" + r.QueryParam("q").value_or("-") +
                  " spooled=" + (r.body.spooled() ? "1" : "0") +
-                 " size=" + std::to_string(r.body.size()) + " md=" +
-                 std::to_string(body.ok() ? body->size() : 0);
+                 " size=" + std::to_string(r.body.size()) +
+                 " md=" + std::to_string(body.ok() ? body->size() : 0);
       return res;
     };
-    HttpServerOptions opts{.listen = "127.0.0.1:0", .spool_dir = dir_, .in_memory_body_limit = 1000};
+    HttpServerOptions opts{
+        .listen = "127.0.0.1:0", .spool_dir = dir_, .in_memory_body_limit = 1000};
     auto s = HttpServer::Start(opts, handlers);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     server_ = std::move(s).value();

@@ -28,8 +28,8 @@ std::vector<std::string> Split(std::string_view s, char sep) {
 
 std::optional<SigV4Credential> ParseSigV4CredentialScope(std::string_view scope) {
   std::vector<std::string> parts = Split(Trim(scope), '/');
-  if (parts.size() != 5 || parts[4] != "aws4_request" || parts[0].empty() ||
-      parts[1].size() != 8 || parts[3].empty()) {
+  if (parts.size() != 5 || parts[4] != "aws4_request" || parts[0].empty() || parts[1].size() != 8 ||
+      parts[3].empty()) {
     return std::nullopt;
   }
   SigV4Credential c;

@@ -18,7 +18,7 @@ namespace hearth::http {
 // or from presigned query parameters (X-Amz-Credential, ...).
 struct SigV4Credential {
   std::string access_key_id;
-  std::string date;     // yyyymmdd
+  std::string date;  // yyyymmdd
   std::string region;
   std::string service;  // "s3", "sagemaker", "logs", ...
   std::vector<std::string> signed_headers;

@@ -45,8 +45,8 @@ struct LogStreamInfo {
 };
 
 struct GetEventsQuery {
-  std::optional<std::int64_t> start_millis;  // inclusive
-  std::optional<std::int64_t> end_millis;    // exclusive
+  std::optional<std::int64_t> start_millis;     // inclusive
+  std::optional<std::int64_t> end_millis;       // exclusive
   std::optional<std::int64_t> after_sequence;   // forward paging: events with sequence > this
   std::optional<std::int64_t> before_sequence;  // backward paging: events with sequence < this
   bool from_head = false;  // without a sequence bound: oldest first (true) or newest (false)
@@ -58,7 +58,7 @@ struct FilterQuery {
   std::string stream_prefix;
   std::optional<std::int64_t> start_millis;
   std::optional<std::int64_t> end_millis;
-  std::string contains;  // simple substring filter; empty: all events
+  std::string contains;                               // simple substring filter; empty: all events
   std::optional<std::int64_t> after_global_sequence;  // paging across streams
   int limit = 10000;
 };
@@ -112,8 +112,7 @@ class LogStore {
                                   const std::vector<MetricPoint>& metrics,
                                   std::int64_t source_position) = 0;
   // 0 for a stream that has never ingested from a source (or does not exist).
-  virtual Result<std::int64_t> SourcePosition(std::string_view group,
-                                              std::string_view stream) = 0;
+  virtual Result<std::int64_t> SourcePosition(std::string_view group, std::string_view stream) = 0;
 
   virtual Status AppendMetrics(std::string_view kind, std::string_view name,
                                const std::vector<MetricPoint>& points) = 0;

@@ -77,8 +77,7 @@ class MetadataStore {
   virtual Status Delete(std::string_view kind, std::string_view name) = 0;
 
   // Oldest first. NotFound if the resource is absent.
-  virtual Result<std::vector<Transition>> History(std::string_view kind,
-                                                  std::string_view name) = 0;
+  virtual Result<std::vector<Transition>> History(std::string_view kind, std::string_view name) = 0;
 };
 
 }  // namespace hearth::metadata

@@ -62,8 +62,9 @@ TEST_F(LogStoreContractTest, AppendNumbersEventsPerStreamInAppendOrder) {
 TEST_F(LogStoreContractTest, IngestFromSourceCommitsLinesMetricsAndPositionTogether) {
   EXPECT_EQ(*store_->SourcePosition(kGroup, "job/algo-1"), 0);
   std::vector<MetricPoint> points = {{.name = "loss", .value = 0.5, .timestamp_millis = 100}};
-  ASSERT_TRUE(store_->IngestFromSource(kGroup, "job/algo-1", Events(100, 3, "a"), "TrainingJob",
-                                       "job", points, 42)
+  ASSERT_TRUE(store_
+                  ->IngestFromSource(kGroup, "job/algo-1", Events(100, 3, "a"), "TrainingJob",
+                                     "job", points, 42)
                   .ok());
   EXPECT_EQ(*store_->SourcePosition(kGroup, "job/algo-1"), 42);
   EXPECT_EQ(Get({.from_head = true}).size(), 3u);
@@ -71,8 +72,7 @@ TEST_F(LogStoreContractTest, IngestFromSourceCommitsLinesMetricsAndPositionToget
 
   // A refused batch (metrics without an owner) stores nothing and leaves the position.
   EXPECT_FALSE(
-      store_->IngestFromSource(kGroup, "job/algo-1", Events(200, 2, "b"), "", "", points, 99)
-          .ok());
+      store_->IngestFromSource(kGroup, "job/algo-1", Events(200, 2, "b"), "", "", points, 99).ok());
   EXPECT_EQ(*store_->SourcePosition(kGroup, "job/algo-1"), 42);
   EXPECT_EQ(Get({.from_head = true}).size(), 3u);
   EXPECT_EQ(*store_->SourcePosition(kGroup, "job/unknown"), 0);

@@ -434,7 +434,6 @@ class SqliteLogStore final : public LogStore {
   }
 
  public:
-
   Result<std::vector<LogGroupInfo>> ListGroups(std::string_view prefix) override {
     std::lock_guard lock(mu_);
     // substr/length rather than LIKE: LIKE treats '_' and '%' in names as wildcards and is

@@ -55,20 +55,20 @@ struct BindMount {
 };
 
 struct HostSpec {
-  std::filesystem::path ml_dir;       // seen as /opt/ml inside the sandbox
-  std::vector<std::string> argv;      // argv[0] resolved with PATH inside the sandbox
+  std::filesystem::path ml_dir;            // seen as /opt/ml inside the sandbox
+  std::vector<std::string> argv;           // argv[0] resolved with PATH inside the sandbox
   std::map<std::string, std::string> env;  // the complete environment of the process
   std::vector<BindMount> extra_binds;      // e.g. a bring-your-own image at /opt/program
   bool network_isolation = false;
-  std::string working_dir;            // inside the sandbox; empty = ml_dir's mount point
+  std::string working_dir;  // inside the sandbox; empty = ml_dir's mount point
 };
 
 enum class HostState { kRunning, kExited, kLost };
 
 struct HostStatus {
   HostState state = HostState::kRunning;
-  int exit_code = 0;   // valid when kExited and signal == 0
-  int signal = 0;      // the signal that ended the process, 0 if it exited
+  int exit_code = 0;  // valid when kExited and signal == 0
+  int signal = 0;     // the signal that ended the process, 0 if it exited
   std::int64_t ended_millis = 0;
 };
 

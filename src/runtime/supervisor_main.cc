@@ -273,7 +273,7 @@ int Supervise(const fs::path& state_dir, int ready_fd) {
     }
     if (!spec.working_dir.empty() && ::chdir(spec.working_dir.c_str()) != 0) {
       WriteAllToFd(2, "hearth-supervisor: cannot chdir to " + spec.working_dir + ": " +
-                      std::strerror(errno) + "\n");
+                          std::strerror(errno) + "\n");
       ::_exit(127);
     }
     ExecChild(argv, envp);
@@ -301,8 +301,8 @@ int Supervise(const fs::path& state_dir, int ready_fd) {
                         {"started_millis", started},
                         {"sandboxed", spec.sandboxed}};
   // Only meaningful while these processes live, which no machine crash allows: no fsync.
-  Status s = WriteFileAtomic(state_dir / "supervisor.json", sup.dump(),
-                             Durability::kSurvivesProcessCrash);
+  Status s =
+      WriteFileAtomic(state_dir / "supervisor.json", sup.dump(), Durability::kSurvivesProcessCrash);
   if (!s.ok()) {
     Log(s.ToString());
     ::kill(child, SIGKILL);

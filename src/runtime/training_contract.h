@@ -36,18 +36,18 @@ namespace hearth::runtime {
 struct ChannelSpec {
   std::string name;
   std::string s3_uri;
-  std::string s3_data_type = "S3Prefix";           // S3Prefix | ManifestFile
-  std::string distribution = "FullyReplicated";    // FullyReplicated | ShardedByS3Key
-  std::string compression = "None";                // None | Gzip
-  std::string input_mode = "File";                 // File | Pipe
+  std::string s3_data_type = "S3Prefix";         // S3Prefix | ManifestFile
+  std::string distribution = "FullyReplicated";  // FullyReplicated | ShardedByS3Key
+  std::string compression = "None";              // None | Gzip
+  std::string input_mode = "File";               // File | Pipe
   std::string content_type;
   std::string record_wrapper = "None";
 };
 
 struct HostLayout {
   std::filesystem::path ml_dir;
-  std::string current_host;            // "algo-1"
-  std::vector<std::string> hosts;      // "algo-1".."algo-N"
+  std::string current_host;        // "algo-1"
+  std::vector<std::string> hosts;  // "algo-1".."algo-N"
   std::string instance_type;
   std::map<std::string, std::string> hyperparameters;
   std::vector<ChannelSpec> channels;
@@ -91,7 +91,7 @@ class PipeFeeder {
   PipeFeeder(storage::ObjectStore& store, ChannelSpec channel,
              std::vector<storage::S3Location> objects, std::filesystem::path ml_dir,
              int max_epochs = 1000);
-  ~PipeFeeder();  // stops and joins
+  ~PipeFeeder();   // stops and joins
   Status Start();  // creates the first FIFO and starts the feeding thread
   void Stop();
   Status error() const;  // the first error of the feeding thread; OK while none

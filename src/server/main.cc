@@ -4,15 +4,15 @@
 //   hearth image list [--data-dir DIR]
 // This is the only place that picks concrete backends (SQLite, the local object store,
 // bubblewrap processes).
-#include <signal.h>
-#include <unistd.h>
-
-#include <CLI/CLI.hpp>
 #include <condition_variable>
 #include <csignal>
 #include <filesystem>
 #include <iostream>
 #include <mutex>
+
+#include <CLI/CLI.hpp>
+#include <signal.h>
+#include <unistd.h>
 
 #include "api/logs_api.h"
 #include "api/sagemaker_api.h"
@@ -61,9 +61,11 @@ struct Stores {
 Result<Stores> OpenStores(const fs::path& data_dir) {
   std::error_code ec;
   fs::create_directories(data_dir, ec);
-  if (ec) return InvalidArgument("cannot create --data-dir " + data_dir.string() + ": " + ec.message());
+  if (ec)
+    return InvalidArgument("cannot create --data-dir " + data_dir.string() + ": " + ec.message());
   Stores s;
-  ASSIGN_OR_RETURN(s.metadata, metadata::OpenSqliteMetadataStore({.path = data_dir / "metadata.db"}));
+  ASSIGN_OR_RETURN(s.metadata,
+                   metadata::OpenSqliteMetadataStore({.path = data_dir / "metadata.db"}));
   ASSIGN_OR_RETURN(s.logs, metadata::OpenSqliteLogStore({.path = data_dir / "metadata.db"}));
   return s;
 }
@@ -93,8 +95,8 @@ int RunServer(const std::string& listen, const fs::path& data_dir) {
   auto sagemaker = api::MakeSageMakerService(training);
   metadata::LogStore& log_store = *stores->logs;
   std::map<std::string, api::OperationHandler> log_ops;
-  for (const char* op : {"DescribeLogGroups", "DescribeLogStreams", "GetLogEvents",
-                         "FilterLogEvents"}) {
+  for (const char* op :
+       {"DescribeLogGroups", "DescribeLogStreams", "GetLogEvents", "FilterLogEvents"}) {
     log_ops[op] = [&log_store, op](const nlohmann::json& in) {
       return api::HandleLogsOperation(log_store, op, in);
     };
@@ -141,7 +143,8 @@ int main(int argc, char** argv) {
 
   auto* image = app.add_subcommand("image", "Manage bring-your-own images");
   image->require_subcommand(1);
-  auto* reg = image->add_subcommand("register", "Register a directory with train/serve as an image");
+  auto* reg =
+      image->add_subcommand("register", "Register a directory with train/serve as an image");
   std::string image_name, image_dir;
   reg->add_option("name", image_name, "image name, as TrainingImage will give it")->required();
   reg->add_option("dir", image_dir, "directory holding executable train and/or serve")->required();

@@ -69,11 +69,11 @@ http::Response Router::Handle(http::Request& request) const {
       // runtime API says for an unknown one.
       std::string endpoint;
       IsRuntimePath(request.path, &endpoint);
-      return api::JsonErrorResponse(
-          Status(StatusCode::kNotFound, "Endpoint " + endpoint + " of account " +
-                                            AccountContext{}.account_id + " not found.",
-                 "ValidationError"),
-          request.request_id);
+      return api::JsonErrorResponse(Status(StatusCode::kNotFound,
+                                           "Endpoint " + endpoint + " of account " +
+                                               AccountContext{}.account_id + " not found.",
+                                           "ValidationError"),
+                                    request.request_id);
     }
     case Front::kS3:
       return s3_.Handle(request);

@@ -45,7 +45,7 @@ struct ObjectInfo {
   std::uint64_t size = 0;
   std::string etag;  // hex MD5 without quotes; "<hex>-<parts>" for multipart objects
   std::int64_t last_modified_millis = 0;
-  std::string content_type;                   // empty when the writer gave none
+  std::string content_type;                          // empty when the writer gave none
   std::map<std::string, std::string> user_metadata;  // x-amz-meta-* without the prefix
 };
 
@@ -142,10 +142,9 @@ class ObjectStore {
                                                     const PutOptions& options) = 0;
   // The part is stored when the writer commits; a part number written twice keeps the last.
   virtual Result<std::unique_ptr<ObjectWriter>> OpenPartForWrite(
-      std::string_view bucket, std::string_view key, std::string_view upload_id,
-      int part_number, std::optional<std::string> expected_md5) = 0;
-  virtual Result<ObjectInfo> CompleteMultipartUpload(std::string_view bucket,
-                                                     std::string_view key,
+      std::string_view bucket, std::string_view key, std::string_view upload_id, int part_number,
+      std::optional<std::string> expected_md5) = 0;
+  virtual Result<ObjectInfo> CompleteMultipartUpload(std::string_view bucket, std::string_view key,
                                                      std::string_view upload_id,
                                                      const std::vector<CompletedPart>& parts) = 0;
   virtual Status AbortMultipartUpload(std::string_view bucket, std::string_view key,
@@ -155,8 +154,8 @@ class ObjectStore {
   virtual Result<std::vector<UploadInfo>> ListMultipartUploads(std::string_view bucket) = 0;
 
   // Convenience: one-shot write of an in-memory body.
-  Result<ObjectInfo> PutObject(std::string_view bucket, std::string_view key,
-                               std::string_view data, const PutOptions& options = {});
+  Result<ObjectInfo> PutObject(std::string_view bucket, std::string_view key, std::string_view data,
+                               const PutOptions& options = {});
   // Convenience: one-shot read of a whole object.
   Result<std::string> GetObject(std::string_view bucket, std::string_view key);
 };
