@@ -6,6 +6,7 @@
 #include <fstream>
 #include <mutex>
 #include <set>
+#include <utility>
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
