@@ -1,5 +1,6 @@
 #include <filesystem>
 #include <fstream>
+#include <utility>
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
