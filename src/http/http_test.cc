@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 
+#include "common/crypto.h"
 #include "common/ids.h"
 #include "http/http_server.h"
 #include "http/sigv4.h"
@@ -31,6 +32,37 @@ TEST(SigV4, ParsesTheCredentialScopeOfAnAuthorizationHeader) {
   EXPECT_EQ(c->signature, "abc123");
   EXPECT_FALSE(ParseSigV4Authorization("AWS AKID:sig").has_value());
   EXPECT_FALSE(ParseSigV4Authorization("AWS4-HMAC-SHA256 Credential=a/b/c").has_value());
+}
+
+// The worked example of AWS's SigV4 documentation (IAM ListUsers, 2015-08-30): each step's
+// published value.
+TEST(SigV4, SignsTheDocumentedExampleRequest) {
+  CanonicalRequestInput in;
+  in.method = "GET";
+  in.canonical_uri = "/";
+  in.query = {{"Version", "2010-05-08"}, {"Action", "ListUsers"}};
+  in.headers = {{"host", "iam.amazonaws.com"},
+                {"content-type", "application/x-www-form-urlencoded; charset=utf-8"},
+                {"x-amz-date", "20150830T123600Z"}};
+  in.signed_headers = {"content-type", "host", "x-amz-date"};
+  in.payload_sha256_hex = Sha256Hex("");
+  std::string canonical = CanonicalRequest(in);
+  EXPECT_EQ(Sha256Hex(canonical),
+            "f536975d06c0309214f805bb90ccff089219ecd68b2577efef23edd43b7e1a59");
+  auto scope = ParseSigV4CredentialScope("AKIDEXAMPLE/20150830/us-east-1/iam/aws4_request");
+  ASSERT_TRUE(scope.has_value());
+  std::string to_sign = StringToSign("20150830T123600Z", *scope, canonical);
+  EXPECT_EQ(SigV4Signature("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", *scope, to_sign),
+            "5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7");
+}
+
+TEST(SigV4, CanonicalHeadersTrimAndCollapseSpaces) {
+  CanonicalRequestInput in{.method = "PUT", .canonical_uri = "/b/k"};
+  in.headers = {{"x-amz-meta-a", "  one   two "}, {"host", "h"}};
+  in.signed_headers = {"host", "x-amz-meta-a"};
+  in.payload_sha256_hex = "UNSIGNED-PAYLOAD";
+  EXPECT_EQ(CanonicalRequest(in),
+            "PUT\n/b/k\n\nhost:h\nx-amz-meta-a:one two\n\nhost;x-amz-meta-a\nUNSIGNED-PAYLOAD");
 }
 
 TEST(Uri, PercentDecodingRejectsBadEscapesAndEncodingRoundTrips) {

@@ -1,6 +1,9 @@
 #include "http/sigv4.h"
 
+#include <algorithm>
 #include <cctype>
+
+#include "common/crypto.h"
 
 namespace hearth::http {
 
@@ -64,6 +67,64 @@ std::optional<SigV4Credential> ParseSigV4Authorization(std::string_view header) 
   cred->signed_headers = Split(signed_headers, ';');
   cred->signature = signature;
   return cred;
+}
+
+namespace {
+// Header values are trimmed and inner runs of spaces collapse to one.
+std::string CanonicalHeaderValue(std::string_view value) {
+  std::string out;
+  bool space = false;
+  for (char c : Trim(value)) {
+    if (c == ' ' || c == '\t') {
+      space = true;
+      continue;
+    }
+    if (space && !out.empty()) out.push_back(' ');
+    space = false;
+    out.push_back(c);
+  }
+  return out;
+}
+}  // namespace
+
+std::string CanonicalRequest(const CanonicalRequestInput& input) {
+  auto query = input.query;
+  std::sort(query.begin(), query.end());
+  std::string query_text;
+  for (const auto& [k, v] : query) {
+    if (!query_text.empty()) query_text += '&';
+    query_text += k + "=" + v;
+  }
+  std::string headers_text;
+  std::string signed_text;
+  for (const std::string& name : input.signed_headers) {
+    std::string values;
+    for (const auto& [k, v] : input.headers) {
+      if (k != name) continue;
+      if (!values.empty()) values += ',';
+      values += CanonicalHeaderValue(v);
+    }
+    headers_text += name + ":" + values + "\n";
+    if (!signed_text.empty()) signed_text += ';';
+    signed_text += name;
+  }
+  return input.method + "\n" + input.canonical_uri + "\n" + query_text + "\n" + headers_text +
+         "\n" + signed_text + "\n" + input.payload_sha256_hex;
+}
+
+std::string StringToSign(std::string_view amz_date, const SigV4Credential& scope,
+                         std::string_view canonical_request) {
+  return "AWS4-HMAC-SHA256\n" + std::string(amz_date) + "\n" + scope.date + "/" + scope.region +
+         "/" + scope.service + "/aws4_request\n" + Sha256Hex(canonical_request);
+}
+
+std::string SigV4Signature(std::string_view secret_access_key, const SigV4Credential& scope,
+                           std::string_view string_to_sign) {
+  std::string key = HmacSha256("AWS4" + std::string(secret_access_key), scope.date);
+  key = HmacSha256(key, scope.region);
+  key = HmacSha256(key, scope.service);
+  key = HmacSha256(key, "aws4_request");
+  return HexEncode(HmacSha256(key, string_to_sign));
 }
 
 }  // namespace hearth::http
