@@ -1,5 +1,6 @@
 #include "control/resource_records.h"
 
+#include <algorithm>
 #include <cmath>
 #include <ctime>
 
@@ -23,27 +24,40 @@ Result<metadata::Resource> MutateResource(metadata::MetadataStore& store, std::s
                   ": too many concurrent updates");
 }
 
-Result<Page> Paginate(const nlohmann::json& request, std::size_t total, int default_max) {
+Result<Page> Paginate(const nlohmann::json& request, const std::vector<std::string>& names,
+                      int default_max) {
+  const std::size_t total = names.size();
   std::size_t max = static_cast<std::size_t>(request.value("MaxResults", default_max));
   std::size_t begin = 0;
   if (request.contains("NextToken")) {
+    // "after:<position>:<name>" — the row to continue after, and where it was.
     std::string raw;
     const std::string token = request["NextToken"].get<std::string>();
-    bool ok = Base64Decode(token, &raw) && raw.rfind("offset:", 0) == 0;
+    bool ok = Base64Decode(token, &raw) && raw.rfind("after:", 0) == 0;
+    std::size_t colon = ok ? raw.find(':', 6) : std::string::npos;
+    ok = ok && colon != std::string::npos && colon > 6;
     if (ok) {
       try {
-        begin = std::stoull(raw.substr(7));
+        std::size_t used = 0;
+        begin = std::stoull(raw.substr(6, colon - 6), &used) + 1;
+        ok = used == colon - 6;
       } catch (...) {
         ok = false;
       }
     }
-    if (!ok)
+    if (!ok) {
       return InvalidArgument("Invalid pagination token: '" + token + "'.", "ValidationException");
+    }
+    auto it = std::find(names.begin(), names.end(), raw.substr(colon + 1));
+    if (it != names.end()) begin = static_cast<std::size_t>(it - names.begin()) + 1;
   }
   Page page;
   page.begin = std::min(begin, total);
   page.end = std::min(total, page.begin + max);
-  if (page.end < total) page.next_token = Base64Encode("offset:" + std::to_string(page.end));
+  if (page.end < total) {
+    page.next_token =
+        Base64Encode("after:" + std::to_string(page.end - 1) + ":" + names[page.end - 1]);
+  }
   return page;
 }
 

@@ -20,14 +20,19 @@ using Mutation = std::function<Result<std::optional<metadata::Transition>>(metad
 Result<metadata::Resource> MutateResource(metadata::MetadataStore& store, std::string_view kind,
                                           std::string_view name, const Mutation& mutate);
 
-// SageMaker list pagination: NextToken is opaque to clients; here it is the offset into the
-// filtered, sorted list. Returns the page bounds or ValidationException for a bad token.
+// SageMaker list pagination over the filtered, sorted rows, given their unique names in
+// order. NextToken is opaque to clients; here it names the last row returned (and its
+// position, used only if that row has left the list), so a page continues after that row
+// even when resources were created meanwhile — a tuning job creating training jobs while
+// someone lists them newest first, say. Returns the page bounds or ValidationException for a
+// bad token.
 struct Page {
   std::size_t begin = 0;
   std::size_t end = 0;
   std::optional<std::string> next_token;
 };
-Result<Page> Paginate(const nlohmann::json& request, std::size_t total, int default_max = 10);
+Result<Page> Paginate(const nlohmann::json& request, const std::vector<std::string>& names,
+                      int default_max = 10);
 
 // Reads a SageMaker timestamp member (epoch seconds as a number, or an ISO 8601 string) as
 // epoch milliseconds.

@@ -15,11 +15,18 @@ namespace {
 
 using nlohmann::json;
 
+std::vector<std::string> Names(std::size_t n) {
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < n; ++i) names.push_back("job-" + std::to_string(1000 + i));
+  return names;
+}
+
 // Follows NextToken from the first page to the last and returns every page's bounds.
 std::vector<Page> AllPages(json request, std::size_t total) {
   std::vector<Page> pages;
+  std::vector<std::string> names = Names(total);
   for (int guard = 0; guard < 100; ++guard) {
-    Result<Page> page = Paginate(request, total);
+    Result<Page> page = Paginate(request, names);
     EXPECT_TRUE(page.ok()) << page.status().ToString();
     if (!page.ok()) break;
     pages.push_back(*page);
@@ -60,24 +67,44 @@ TEST(PaginateTest, ExactMultipleOfPageSizeHasNoTrailingToken) {
 }
 
 TEST(PaginateTest, EmptyListIsOnePageWithoutToken) {
-  Result<Page> page = Paginate(json::object(), 0);
+  Result<Page> page = Paginate(json::object(), {});
   ASSERT_TRUE(page.ok());
   EXPECT_EQ(page->begin, 0u);
   EXPECT_EQ(page->end, 0u);
   EXPECT_FALSE(page->next_token.has_value());
 }
 
+TEST(PaginateTest, ContinuesAfterTheLastRowWhenRowsAreInsertedBeforeIt) {
+  // Newest first: the next page must not repeat rows because a new one arrived at the top.
+  std::vector<std::string> names = {"e", "d", "c", "b", "a"};
+  Result<Page> first = Paginate(json{{"MaxResults", 2}}, names);
+  ASSERT_TRUE(first.ok() && first->next_token);
+  names.insert(names.begin(), "f");
+  Result<Page> second = Paginate(json{{"MaxResults", 2}, {"NextToken", *first->next_token}}, names);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(names[second->begin], "c");
+  EXPECT_EQ(second->end - second->begin, 2u);
+}
+
+TEST(PaginateTest, FallsBackToThePositionWhenTheLastRowLeftTheList) {
+  Result<Page> page =
+      Paginate(json{{"NextToken", Base64Encode("after:1:gone")}}, {"a", "b", "c", "d"});
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->begin, 2u);
+}
+
 TEST(PaginateTest, TokenPastTheEndGivesAnEmptyPage) {
-  Result<Page> page = Paginate(json{{"NextToken", Base64Encode("offset:50")}}, 5);
+  Result<Page> page = Paginate(json{{"NextToken", Base64Encode("after:50:x")}}, Names(5));
   ASSERT_TRUE(page.ok());
   EXPECT_EQ(page->begin, page->end);
   EXPECT_FALSE(page->next_token.has_value());
 }
 
 TEST(PaginateTest, RejectsMalformedTokensAsValidationException) {
-  for (const std::string& token : {std::string("not base64!"), Base64Encode("page:3"),
-                                   Base64Encode("offset:abc"), std::string("")}) {
-    Result<Page> page = Paginate(json{{"NextToken", token}}, 20);
+  for (const std::string& token :
+       {std::string("not base64!"), Base64Encode("page:3"), Base64Encode("after:abc:x"),
+        Base64Encode("after:3"), std::string("")}) {
+    Result<Page> page = Paginate(json{{"NextToken", token}}, Names(20));
     ASSERT_FALSE(page.ok()) << "token '" << token << "' was accepted";
     EXPECT_EQ(page.status().code(), StatusCode::kInvalidArgument);
     EXPECT_EQ(page.status().reason(), "ValidationException");

@@ -866,7 +866,10 @@ Result<json> TrainingJobController::List(const json& request) {
     return a->created_millis < b->created_millis;
   });
   if (descending) std::reverse(rows.begin(), rows.end());
-  ASSIGN_OR_RETURN(Page page, Paginate(request, rows.size()));
+  std::vector<std::string> names;
+  names.reserve(rows.size());
+  for (const auto* r : rows) names.push_back(r->name);
+  ASSIGN_OR_RETURN(Page page, Paginate(request, names));
   json summaries = json::array();
   for (std::size_t i = page.begin; i < page.end; ++i) {
     const json& d = rows[i]->doc;
