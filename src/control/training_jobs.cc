@@ -46,22 +46,31 @@ void AddSecondaryTransition(json& doc, const std::string& status, const std::str
   doc["LastModifiedTime"] = ToEpochSeconds(now);
 }
 
+// One InputDataConfig entry (validated: it has DataSource.S3DataSource). A channel without its
+// own InputMode takes the job's TrainingInputMode.
+runtime::ChannelSpec ChannelSpecFor(const json& ch, const std::string& default_mode) {
+  runtime::ChannelSpec spec;
+  spec.name = ch.value("ChannelName", "");
+  const json& s3 = ch.at("DataSource").at("S3DataSource");
+  spec.s3_uri = s3.value("S3Uri", "");
+  spec.s3_data_type = s3.value("S3DataType", "S3Prefix");
+  spec.distribution = s3.value("S3DataDistributionType", "FullyReplicated");
+  spec.compression = ch.value("CompressionType", "None");
+  spec.input_mode = ch.value("InputMode", default_mode);
+  spec.content_type = ch.value("ContentType", "");
+  spec.record_wrapper = ch.value("RecordWrapperType", "None");
+  return spec;
+}
+
+std::string DefaultInputMode(const json& request) {
+  return request.at("AlgorithmSpecification").value("TrainingInputMode", std::string("File"));
+}
+
 std::vector<runtime::ChannelSpec> ChannelSpecs(const json& request) {
   std::vector<runtime::ChannelSpec> specs;
-  std::string default_mode =
-      request["AlgorithmSpecification"].value("TrainingInputMode", std::string("File"));
+  const std::string default_mode = DefaultInputMode(request);
   for (const json& ch : request.value("InputDataConfig", json::array())) {
-    runtime::ChannelSpec spec;
-    spec.name = ch.value("ChannelName", "");
-    const json& s3 = ch["DataSource"]["S3DataSource"];
-    spec.s3_uri = s3.value("S3Uri", "");
-    spec.s3_data_type = s3.value("S3DataType", "S3Prefix");
-    spec.distribution = s3.value("S3DataDistributionType", "FullyReplicated");
-    spec.compression = ch.value("CompressionType", "None");
-    spec.input_mode = ch.value("InputMode", default_mode);
-    spec.content_type = ch.value("ContentType", "");
-    spec.record_wrapper = ch.value("RecordWrapperType", "None");
-    specs.push_back(std::move(spec));
+    specs.push_back(ChannelSpecFor(ch, default_mode));
   }
   return specs;
 }
@@ -726,9 +735,11 @@ Result<json> TrainingJobController::Create(const json& request) {
         "EnableNetworkIsolation needs the bubblewrap sandbox, which is not "
         "usable on this server (install the bubblewrap package).");
   }
-  ASSIGN_OR_RETURN(ResolvedImage image, images_.Resolve(spec["TrainingImage"].get<std::string>(),
-                                                        "algorithmSpecification.trainingImage"));
-  (void)image;
+  RETURN_IF_ERROR(
+      images_
+          .Resolve(spec["TrainingImage"].get<std::string>(), "algorithmSpecification.trainingImage")
+          .status());
+  const std::string default_mode = DefaultInputMode(request);
   std::set<std::string> channel_names;
   int index = 0;
   for (const json& ch : request.value("InputDataConfig", json::array())) {
@@ -737,8 +748,7 @@ Result<json> TrainingJobController::Create(const json& request) {
     std::string cname = ch.value("ChannelName", "");
     if (!channel_names.insert(cname).second) {
       return Validation("Channel names must be unique: '" + cname +
-                        "' appears more than once "
-                        "in InputDataConfig.");
+                        "' appears more than once in InputDataConfig.");
     }
     if (!ch["DataSource"].contains("S3DataSource")) {
       return Validation("Only S3DataSource is supported: " + path +
@@ -751,8 +761,7 @@ Result<json> TrainingJobController::Create(const json& request) {
                         ".dataSource.s3DataSource.s3DataType' is not supported; use S3Prefix or "
                         "ManifestFile.");
     }
-    runtime::ChannelSpec cs = ChannelSpecs(
-        json{{"AlgorithmSpecification", spec}, {"InputDataConfig", json::array({ch})}})[0];
+    runtime::ChannelSpec cs = ChannelSpecFor(ch, default_mode);
     auto objects = runtime::ResolveChannelObjects(objects_, cs);
     if (!objects.ok()) {
       return Validation("No S3 objects found under S3 URL \"" + cs.s3_uri +
