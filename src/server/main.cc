@@ -4,11 +4,10 @@
 //   hearth image list [--data-dir DIR]
 // This is the only place that picks concrete backends (SQLite, the local object store,
 // bubblewrap processes).
-#include <condition_variable>
 #include <csignal>
 #include <filesystem>
 #include <iostream>
-#include <mutex>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 #include <signal.h>
@@ -33,14 +32,11 @@ using namespace hearth;
 
 namespace {
 
-std::mutex g_stop_mu;
-std::condition_variable g_stop_cv;
-bool g_stop = false;
+// Set by SIGINT/SIGTERM; the main thread polls it. (Blocking the signals and sigwait()ing would
+// leave them blocked in every training host the server spawns.)
+volatile std::sig_atomic_t g_stop = 0;
 
-void OnSignal(int) {
-  // Only async-signal-safe work here: the waiting thread polls g_stop.
-  g_stop = true;
-}
+void OnSignal(int) { g_stop = 1; }
 
 fs::path SelfDir() { return fs::read_symlink("/proc/self/exe").parent_path(); }
 
@@ -117,10 +113,7 @@ int RunServer(const std::string& listen, const fs::path& data_dir) {
   std::signal(SIGTERM, OnSignal);
   std::cout << "hearth: serving on http://" << (*http_server)->address() << " (data in "
             << fs::absolute(data_dir).string() << ")" << std::endl;
-  while (!g_stop) {
-    std::unique_lock<std::mutex> lock(g_stop_mu);
-    g_stop_cv.wait_for(lock, std::chrono::milliseconds(200));
-  }
+  while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   spdlog::info("stopping; running jobs keep running and are re-adopted at the next start");
   (*http_server)->Stop();
   return 0;
