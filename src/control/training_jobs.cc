@@ -492,7 +492,11 @@ void TrainingJobController::JobRunner::Monitor() {
         all_exited = false;
         continue;
       }
-      IngestOutput(h);  // the last lines printed before exit
+      // The last lines printed before exit: each read is bounded, so read until none are left.
+      for (std::uint64_t before = ~0ULL; before != h.log_offset;) {
+        before = h.log_offset;
+        IngestOutput(h);
+      }
       h.exited = true;
       h.status = *st;
       if (st->state == runtime::HostState::kLost || st->signal != 0 || st->exit_code != 0) {

@@ -119,7 +119,7 @@ class TrainingJobControllerTest : public ::testing::Test {
     options.jobs_dir = root_ / "jobs";
     options.hearth_binary = "/bin/false";  // no built-in algorithm runs here
     options.stop_grace = kStopGrace;
-    options.poll_interval = milliseconds(10);
+    options.poll_interval = poll_interval_;
     options.num_cpus = 1;
     return std::make_unique<TrainingJobController>(options, *store_, *logs_, *objects_, *runtime_,
                                                    *images_);
@@ -286,6 +286,7 @@ echo trained > "$SM_MODEL_DIR/model.txt")sh");
   }
 
   bool use_bwrap_ = true;
+  milliseconds poll_interval_{10};
   fs::path root_;
   std::unique_ptr<metadata::MetadataStore> store_;
   std::unique_ptr<metadata::LogStore> logs_;
@@ -394,6 +395,26 @@ TEST_F(TrainingJobControllerTest, SuccessfulJobCompletesThroughEverySecondarySta
 TEST_F(TrainingJobControllerPlainProcessTest, SuccessfulJobCompletesWithoutSandbox) {
   ASSERT_FALSE(runtime_->sandboxed());
   ExpectSuccessfulJobCompletes("ok-plain");
+}
+
+TEST_F(TrainingJobControllerTest, OutputPrintedJustBeforeExitIsIngestedInFull) {
+  // 200 lines of 60,000 characters: several bounded reads of the host's output, all
+  // printed between two polls of a slow monitor, so that only the reads after the exit can
+  // catch them.
+  poll_interval_ = milliseconds(2000);
+  controller_ = MakeController();
+  ASSERT_TRUE(
+      controller_
+          ->Create(TrainingRequest("burst", Image("burst",
+                                                  "head -c 12000000 /dev/zero | tr '\\0' x | "
+                                                  "fold -w 60000; echo; echo the-end")))
+          .ok());
+  json doc = WaitForTerminal("burst");
+  ASSERT_EQ(doc["TrainingJobStatus"], "Completed") << doc.dump(2);
+  std::vector<std::string> messages = LogMessages("burst");
+  ASSERT_EQ(messages.size(), 201u);
+  EXPECT_EQ(messages.back(), "the-end");
+  EXPECT_EQ(messages.front(), std::string(60000, 'x'));
 }
 
 TEST_F(TrainingJobControllerTest, NonZeroExitFailsTheJobWithItsExitCode) {
