@@ -822,7 +822,29 @@ Result<json> TrainingJobController::Create(const json& request) {
   AddSecondaryTransition(doc, "Starting", "Launching requested ML instances", now);
   r.doc = std::move(doc);
   r.internal = {{"request", request}, {"phase", "Starting"}};
+  std::unique_lock<std::mutex> admit(create_mu_);
+  ASSIGN_OR_RETURN(std::vector<metadata::Resource> all, store_.List(kKind));
+  int running = 0;
+  for (const auto& job : all) {
+    if (job.status == "InProgress" || job.status == "Stopping") {
+      running += job.internal.value(
+          nlohmann::json::json_pointer("/request/ResourceConfig/InstanceCount"), 1);
+    }
+  }
+  const int wanted = request["ResourceConfig"].value("InstanceCount", 1);
+  if (running + wanted > options_.max_running_instances) {
+    return ResourceExhausted("The limit on training instances running at once is " +
+                                 std::to_string(options_.max_running_instances) +
+                                 " Instances, with current "
+                                 "utilization of " +
+                                 std::to_string(running) + " Instances and a request delta of " +
+                                 std::to_string(wanted) +
+                                 " Instances. Wait for running jobs to end, or start the "
+                                 "server with a higher --max-training-instances.",
+                             "ResourceLimitExceeded");
+  }
   Status created = store_.Create(r, {"InProgress", "Starting", now, "Created"});
+  admit.unlock();
   if (created.code() == StatusCode::kAlreadyExists) {
     return Status(StatusCode::kAlreadyExists,
                   "Training job names must be unique within an AWS account and region, and a "

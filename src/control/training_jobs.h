@@ -63,6 +63,10 @@ struct TrainingJobOptions {
   // only), as SageMaker syncs them while training, not just at the end.
   std::chrono::milliseconds checkpoint_sync_interval{5000};
   int num_cpus = 0;  // SM_NUM_CPUS; 0 = the machine's
+  // At most this many training hosts run at once, over all jobs: SageMaker's per-account
+  // instance quota, here a guard against forking a machine to death. Over it, Create answers
+  // ResourceLimitExceeded.
+  int max_running_instances = 64;
 };
 
 class TrainingJobController {
@@ -101,6 +105,7 @@ class TrainingJobController {
   runtime::HostProcessRuntime& runtime_;
   const ImageRegistry& images_;
 
+  std::mutex create_mu_;  // serializes the instance-quota check with the record it admits
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<Run>> runs_;  // GUARDED_BY(mu_)
   std::atomic<bool> shutting_down_{false};

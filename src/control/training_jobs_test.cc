@@ -121,6 +121,7 @@ class TrainingJobControllerTest : public ::testing::Test {
     options.stop_grace = kStopGrace;
     options.poll_interval = poll_interval_;
     options.num_cpus = 1;
+    options.max_running_instances = max_running_instances_;
     return std::make_unique<TrainingJobController>(options, *store_, *logs_, *objects_, *runtime_,
                                                    *images_);
   }
@@ -287,6 +288,7 @@ echo trained > "$SM_MODEL_DIR/model.txt")sh");
 
   bool use_bwrap_ = true;
   milliseconds poll_interval_{10};
+  int max_running_instances_ = 64;
   fs::path root_;
   std::unique_ptr<metadata::MetadataStore> store_;
   std::unique_ptr<metadata::LogStore> logs_;
@@ -322,6 +324,22 @@ TEST_F(TrainingJobControllerPlainProcessTest, NetworkIsolationWithoutASandboxIsR
   request["EnableNetworkIsolation"] = true;
   ExpectCreateRejected(request, StatusCode::kInvalidArgument, "ValidationException",
                        "EnableNetworkIsolation");
+}
+
+TEST_F(TrainingJobControllerTest, CreateBeyondTheInstanceLimitIsResourceLimitExceeded) {
+  max_running_instances_ = 2;
+  controller_ = MakeController();
+  json two = TrainingRequest("two-hosts", Image("sleeper", "exec sleep 60"));
+  two["ResourceConfig"]["InstanceCount"] = 2;
+  ASSERT_TRUE(controller_->Create(two).ok());
+  ExpectCreateRejected(TrainingRequest("one-more", Image("sleeper", "exec sleep 60")),
+                       StatusCode::kResourceExhausted, "ResourceLimitExceeded",
+                       "current utilization of 2 Instances and a request delta of 1");
+  // Once the running job ends, its instances are free again.
+  ASSERT_TRUE(controller_->Stop({{"TrainingJobName", "two-hosts"}}).ok());
+  WaitForTerminal("two-hosts");
+  EXPECT_TRUE(controller_->Create(TrainingRequest("one-more", Image("noop", "exit 0"))).ok());
+  WaitForTerminal("one-more");
 }
 
 TEST_F(TrainingJobControllerTest, CreateRejectsDuplicateChannelNames) {

@@ -1,5 +1,6 @@
 // `hearth`: the one binary.
-//   hearth server [--listen 127.0.0.1:7070] [--data-dir DIR]   the platform
+//   hearth server [--listen 127.0.0.1:7070] [--data-dir DIR] [--max-training-instances N]
+//                                                               the platform
 //   hearth image register NAME DIR [--data-dir DIR]            register a bring-your-own image
 //   hearth image list [--data-dir DIR]
 // This is the only place that picks concrete backends (SQLite, the local object store,
@@ -66,7 +67,15 @@ Result<Stores> OpenStores(const fs::path& data_dir) {
   return s;
 }
 
-int RunServer(const std::string& listen, const fs::path& data_dir) {
+struct ServerFlags {
+  std::string listen = "127.0.0.1:7070";
+  fs::path data_dir = "data";
+  int max_training_instances = 64;
+};
+
+int RunServer(const ServerFlags& flags) {
+  const std::string& listen = flags.listen;
+  const fs::path& data_dir = flags.data_dir;
   auto stores = OpenStores(data_dir);
   if (!stores.ok()) return Fail(stores.status());
   auto objects = storage::OpenLocalObjectStore({.root = data_dir / "objects"});
@@ -84,9 +93,11 @@ int RunServer(const std::string& listen, const fs::path& data_dir) {
     spdlog::warn("bubblewrap is not usable here: training hosts run as plain child processes");
   }
   control::ImageRegistry images(*stores->metadata, BuiltinAlgorithms());
-  control::TrainingJobController training(
-      {.jobs_dir = data_dir / "jobs", .hearth_binary = fs::read_symlink("/proc/self/exe")},
-      *stores->metadata, *stores->logs, **objects, runtime, images);
+  control::TrainingJobController training({.jobs_dir = data_dir / "jobs",
+                                           .hearth_binary = fs::read_symlink("/proc/self/exe"),
+                                           .max_running_instances = flags.max_training_instances},
+                                          *stores->metadata, *stores->logs, **objects, runtime,
+                                          images);
 
   auto sagemaker = api::MakeSageMakerService(training);
   metadata::LogStore& log_store = *stores->logs;
@@ -133,6 +144,11 @@ int main(int argc, char** argv) {
   std::string listen = "127.0.0.1:7070";
   server->add_option("--listen", listen, "host:port to serve on (port 0 picks a free one)");
   server->add_option("--data-dir", data_dir, "where metadata, objects and jobs are kept");
+  int max_training_instances = ServerFlags{}.max_training_instances;
+  server
+      ->add_option("--max-training-instances", max_training_instances,
+                   "training hosts that may run at once, over all jobs")
+      ->check(CLI::PositiveNumber);
 
   auto* image = app.add_subcommand("image", "Manage bring-your-own images");
   image->require_subcommand(1);
@@ -147,7 +163,10 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
 
-  if (server->parsed()) return RunServer(listen, data_dir);
+  if (server->parsed()) {
+    return RunServer(
+        {.listen = listen, .data_dir = data_dir, .max_training_instances = max_training_instances});
+  }
   auto stores = OpenStores(data_dir);
   if (!stores.ok()) return Fail(stores.status());
   control::ImageRegistry registry(*stores->metadata, BuiltinAlgorithms());
