@@ -710,6 +710,15 @@ void TrainingJobController::StartRunner(const std::string& name) {
       // A bug, not an expected failure: keep the server up and leave the job for Recover().
       spdlog::error("training job {}: monitor failed: {}", name, e.what());
     }
+    // Done (or left for the next Recover()): forget the run, so that a server that trains
+    // many jobs keeps no thread for each. Once the destructor has taken the runs, it joins
+    // this thread instead.
+    std::lock_guard<std::mutex> done(mu_);
+    auto it = runs_.find(name);
+    if (it != runs_.end() && it->second == run) {
+      run->thread.detach();
+      runs_.erase(it);
+    }
   });
 }
 
@@ -951,6 +960,11 @@ Result<json> TrainingJobController::Stop(const json& request) {
   auto it = runs_.find(name);
   if (it != runs_.end()) it->second->stop_requested = true;
   return json::object();
+}
+
+std::size_t TrainingJobController::MonitoredJobs() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return runs_.size();
 }
 
 Status TrainingJobController::Recover() {

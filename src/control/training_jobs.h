@@ -89,6 +89,9 @@ class TrainingJobController {
   // Resumes every job that is InProgress or Stopping in the store. Call once at start-up.
   Status Recover();
 
+  // Jobs with a monitor thread right now (diagnostics, tests). Finished jobs have none.
+  std::size_t MonitoredJobs();
+
   static constexpr std::string_view kKind = "TrainingJob";
   static constexpr std::string_view kLogGroup = "/aws/sagemaker/TrainingJobs";
 

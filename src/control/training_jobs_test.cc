@@ -435,6 +435,15 @@ TEST_F(TrainingJobControllerTest, OutputPrintedJustBeforeExitIsIngestedInFull) {
   EXPECT_EQ(messages.front(), std::string(60000, 'x'));
 }
 
+TEST_F(TrainingJobControllerTest, FinishedJobsKeepNoMonitorThread) {
+  for (const char* name : {"done-1", "done-2", "done-3"}) {
+    ASSERT_TRUE(controller_->Create(TrainingRequest(name, Image("noop", "exit 0"))).ok());
+  }
+  for (const char* name : {"done-1", "done-2", "done-3"}) WaitForTerminal(name);
+  EXPECT_TRUE(WaitFor([&] { return controller_->MonitoredJobs() == 0; }))
+      << controller_->MonitoredJobs() << " monitors left";
+}
+
 TEST_F(TrainingJobControllerTest, NonZeroExitFailsTheJobWithItsExitCode) {
   ASSERT_TRUE(controller_->Create(TrainingRequest("exit-3", Image("exit3", "exit 3"))).ok());
   json doc = WaitForTerminal("exit-3");
