@@ -89,6 +89,7 @@ class HostProcessRuntime {
   // `state_dir` must exist and be empty (FailedPrecondition); it must not be inside ml_dir,
   // argv must not be empty, ml_dir and bind sources must exist (InvalidArgument). A program
   // that cannot be executed is not a Launch error: it exits 127 and says why on stderr.
+  // Returns once the process can be signalled: a SIGTERM sent right after is delivered.
   Status Launch(const HostSpec& spec, const std::filesystem::path& state_dir);
   // NotFound when nothing was launched in `state_dir`.
   Result<HostStatus> Poll(const std::filesystem::path& state_dir) const;

@@ -227,6 +227,19 @@ TEST_P(HostProcessTest, SigtermWithoutHandlerEndsTheProcess) {
   EXPECT_EQ(st.exit_code, 128 + SIGTERM);
 }
 
+TEST_P(HostProcessTest, SigtermSentTheMomentLaunchReturnsIsNotLost) {
+  // Launch returns once the process may be signalled; a SIGTERM then must end it, whatever
+  // stage of starting it is in (the sandbox's init drops signals it does not yet catch).
+  for (int i = 0; i < 5; ++i) {
+    fs::path dir = Launch(Spec({"/bin/sleep", "300"}));
+    ASSERT_TRUE(runtime_->Signal(dir, SIGTERM).ok());
+    ASSERT_TRUE(WaitFor([&] { return runtime_->Poll(dir)->state != HostState::kRunning; },
+                        std::chrono::milliseconds(10000)))
+        << "SIGTERM was lost on launch " << i;
+    EXPECT_EQ(runtime_->Poll(dir)->signal, SIGTERM);
+  }
+}
+
 TEST_P(HostProcessTest, SigkillEndsAProcessThatIgnoresSigterm) {
   std::string marker = "hearth-marker-" + NewUuid();
   const char* script = R"(

@@ -166,6 +166,30 @@ void MoveFd(int fd, int target) {
 
 // Reads bwrap's --info-fd report up to its closing brace; returns the sandbox init's host pid or
 // 0 when bwrap failed before reporting (it then exits, and its error is on stderr).
+// True once `pid` has a handler for `signo` (/proc/<pid>/status, SigCgt); false if it is gone or
+// `timeout_ms` passed first.
+bool WaitUntilCatches(pid_t pid, int signo, int timeout_ms) {
+  const std::string path = "/proc/" + std::to_string(pid) + "/status";
+  const std::int64_t deadline = NowMillis() + timeout_ms;
+  while (NowMillis() < deadline) {
+    FILE* f = std::fopen(path.c_str(), "r");
+    if (f == nullptr) return false;
+    char line[256];
+    unsigned long long caught = 0;
+    bool found = false;
+    while (std::fgets(line, sizeof(line), f) != nullptr) {
+      if (std::sscanf(line, "SigCgt: %llx", &caught) == 1) {
+        found = true;
+        break;
+      }
+    }
+    std::fclose(f);
+    if (found && (caught & (1ULL << (signo - 1))) != 0) return true;
+    ::usleep(500);
+  }
+  return false;
+}
+
 pid_t ReadSandboxPid(int info_fd) {
   std::string buf;
   std::int64_t deadline = NowMillis() + kStartTimeoutMs;
@@ -294,6 +318,12 @@ int Supervise(const fs::path& state_dir, int ready_fd) {
   }
   // A pidfd cannot hit a recycled pid; the plain child is ours and stays unrecycled until reaped.
   int target_fd = (spec.sandboxed && target > 0) ? PidfdOpen(target) : -1;
+  // The sandbox's init is PID 1 of its namespace, which drops every signal it does not catch:
+  // a SIGTERM sent before it installed its handlers would be lost. Announce the process (and
+  // so let anyone signal it) only once the init catches SIGTERM.
+  if (spec.sandboxed && target > 0 && !WaitUntilCatches(target, SIGTERM, 10000)) {
+    Log("the sandbox's init did not come up (it catches no SIGTERM)");
+  }
 
   std::int64_t started = NowMillis();
   nlohmann::json sup = {{"pid", self},
