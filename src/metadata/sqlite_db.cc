@@ -1,7 +1,9 @@
 #include "metadata/sqlite_db.h"
 
+#include <chrono>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <utility>
 
 #include <sqlite3.h>
@@ -157,8 +159,19 @@ Result<std::unique_ptr<SqliteDb>> SqliteDb::Open(const SqliteOpenOptions& option
   if (!in_memory) {
     // journal_mode answers with the mode now in force; a filesystem without shared memory
     // support keeps the rollback journal, which is slower but still correct.
-    ASSIGN_OR_RETURN(auto pragma, db->Prepare("PRAGMA journal_mode = WAL"));
-    RETURN_IF_ERROR(pragma.Run());
+    // Switching to WAL needs a moment of exclusive access and does not wait on the busy
+    // handler: when several connections open a new file at once, retry until busy_timeout.
+    const auto deadline = std::chrono::steady_clock::now() + options.busy_timeout;
+    while (true) {
+      ASSIGN_OR_RETURN(auto pragma, db->Prepare("PRAGMA journal_mode = WAL"));
+      Status switched = pragma.Run();
+      if (switched.ok()) break;
+      if (switched.code() != StatusCode::kUnavailable ||
+          std::chrono::steady_clock::now() >= deadline) {
+        return switched;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
   }
   if (options.synchronous != "FULL" && options.synchronous != "NORMAL" &&
       options.synchronous != "OFF" && options.synchronous != "EXTRA") {

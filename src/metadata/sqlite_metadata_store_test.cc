@@ -316,9 +316,12 @@ TEST_F(SqliteMetadataStoreFileTest, OpeningOneFileFromManyThreadsMigratesItOnce)
   std::atomic<int> failures{0};
   for (int i = 0; i < 6; ++i) {
     threads.emplace_back([&, i] {
-      bool ok =
-          i % 2 == 0 ? OpenSqliteMetadataStore(Options()).ok() : OpenSqliteLogStore(Options()).ok();
-      if (!ok) ++failures;
+      Status st = i % 2 == 0 ? OpenSqliteMetadataStore(Options()).status()
+                             : OpenSqliteLogStore(Options()).status();
+      if (!st.ok()) {
+        ++failures;
+        ADD_FAILURE() << st.ToString();
+      }
     });
   }
   for (auto& t : threads) t.join();
