@@ -132,6 +132,11 @@ class TrainingJobController::JobRunner {
   void IngestOutput(Host& host);
   void Finish();
   Status UploadArtifacts(json& artifacts_doc);
+  // The objects of every channel read in `input_mode`, listed once for all hosts.
+  using ChannelObjects = std::map<std::string, std::vector<storage::S3Location>>;
+  Result<ChannelObjects> ResolveChannels(const std::vector<runtime::ChannelSpec>& channels,
+                                         std::string_view input_mode);
+  std::vector<std::string> HostNames() const;
   // Copies new or changed files of every host's checkpoints/ to CheckpointConfig.S3Uri.
   Status SyncCheckpoints();
   void Fail(const std::string& reason);
@@ -279,6 +284,23 @@ void TrainingJobController::JobRunner::Execute() {
   Finish();
 }
 
+Result<TrainingJobController::JobRunner::ChannelObjects>
+TrainingJobController::JobRunner::ResolveChannels(const std::vector<runtime::ChannelSpec>& channels,
+                                                  std::string_view input_mode) {
+  ChannelObjects resolved;
+  for (const auto& ch : channels) {
+    if (ch.input_mode != input_mode) continue;
+    ASSIGN_OR_RETURN(resolved[ch.name], runtime::ResolveChannelObjects(c_.objects_, ch));
+  }
+  return resolved;
+}
+
+std::vector<std::string> TrainingJobController::JobRunner::HostNames() const {
+  std::vector<std::string> names;
+  for (const Host& h : hosts_) names.push_back(h.name);
+  return names;
+}
+
 Status TrainingJobController::JobRunner::Prepare() {
   std::error_code ec;
   fs::remove_all(job_dir_, ec);
@@ -288,8 +310,9 @@ Status TrainingJobController::JobRunner::Prepare() {
   if (any_file_channel) {
     RETURN_IF_ERROR(Transition("InProgress", "Downloading", "Downloading input data", nullptr));
   }
-  std::vector<std::string> host_names;
-  for (const Host& h : hosts_) host_names.push_back(h.name);
+  auto file_objects = ResolveChannels(channels, "File");
+  if (!file_objects.ok()) return InvalidArgument("ClientError: " + file_objects.status().message());
+  const std::vector<std::string> host_names = HostNames();
   std::map<std::string, std::string> hps;
   const json hp_json = request_.value("HyperParameters", json::object());
   for (const auto& [k, v] : hp_json.items()) {
@@ -309,10 +332,8 @@ Status TrainingJobController::JobRunner::Prepare() {
     if (ec) return Internal("cannot create " + h.state_dir.string() + ": " + ec.message());
     for (const auto& ch : channels) {
       if (ch.input_mode != "File") continue;
-      auto objects = runtime::ResolveChannelObjects(c_.objects_, ch);
-      if (!objects.ok()) return InvalidArgument("ClientError: " + objects.status().message());
-      auto share =
-          runtime::ShareForHost(*objects, ch, static_cast<int>(i), static_cast<int>(hosts_.size()));
+      auto share = runtime::ShareForHost(file_objects->at(ch.name), ch, static_cast<int>(i),
+                                         static_cast<int>(hosts_.size()));
       Status staged = runtime::StageFileChannel(c_.objects_, ch, share, h.ml_dir);
       if (!staged.ok())
         return InvalidArgument("ClientError: Data download failed: " + staged.message());
@@ -333,11 +354,10 @@ Status TrainingJobController::JobRunner::Launch() {
                                   "algorithmSpecification.trainingImage");
   if (!image.ok()) return image.status();
   const json& spec = request_["AlgorithmSpecification"];
-  std::vector<std::string> host_names;
-  for (const Host& h : hosts_) host_names.push_back(h.name);
-  json hosts_json = host_names;
+  json hosts_json = HostNames();
   json hps = request_.value("HyperParameters", json::object());
   std::vector<runtime::ChannelSpec> channels = ChannelSpecs(request_);
+  ASSIGN_OR_RETURN(ChannelObjects pipe_objects, ResolveChannels(channels, "Pipe"));
   int cpus = c_.options_.num_cpus > 0 ? c_.options_.num_cpus
                                       : static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
   std::string program_inside =
@@ -416,12 +436,12 @@ Status TrainingJobController::JobRunner::Launch() {
     }
     for (const auto& ch : channels) {
       if (ch.input_mode != "Pipe") continue;
-      auto objects = runtime::ResolveChannelObjects(c_.objects_, ch);
-      if (!objects.ok()) return objects.status();
       int index = static_cast<int>(&h - hosts_.data());
       auto feeder = std::make_unique<runtime::PipeFeeder>(
           c_.objects_, ch,
-          runtime::ShareForHost(*objects, ch, index, static_cast<int>(hosts_.size())), h.ml_dir);
+          runtime::ShareForHost(pipe_objects.at(ch.name), ch, index,
+                                static_cast<int>(hosts_.size())),
+          h.ml_dir);
       RETURN_IF_ERROR(feeder->Start());
       feeders_.push_back(std::move(feeder));
     }
@@ -544,10 +564,6 @@ void TrainingJobController::JobRunner::Monitor() {
         if (!h.exited) c_.runtime_.Signal(h.state_dir, SIGKILL).IgnoreError();
       }
     }
-    if (run_.stop_requested && record_.status == "InProgress") {
-      auto fresh = c_.store_.Get(kKind, name_);
-      if (fresh.ok()) record_ = std::move(fresh).value();
-    }
     std::this_thread::sleep_for(c_.options_.poll_interval);
   }
 }
@@ -619,7 +635,6 @@ void TrainingJobController::JobRunner::Finish() {
     Fail(failure);
     return;
   }
-  std::string upload_status = stopping ? "Stopping" : "InProgress";
   if (!stopping) {
     Transition("InProgress", "Uploading", "Uploading generated training model",
                [](metadata::Resource& r) { r.internal["phase"] = "Uploading"; })

@@ -78,9 +78,13 @@ Result<std::string> RequestBody::ReadAll() const {
   return ReadFile(file_);
 }
 
-Status RequestBody::ReadChunkAt(std::uint64_t offset, std::size_t n, std::string* out) const {
-  int fd = ::open(file_.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Internal(std::string("open request body: ") + std::strerror(errno));
+Result<OwnedFd> RequestBody::OpenSpool() const {
+  OwnedFd fd(::open(file_.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return Internal(std::string("open request body: ") + std::strerror(errno));
+  return fd;
+}
+
+Status RequestBody::ReadChunkAt(int fd, std::uint64_t offset, std::size_t n, std::string* out) {
   out->resize(n);
   std::size_t got = 0;
   while (got < n) {
@@ -89,8 +93,7 @@ Status RequestBody::ReadChunkAt(std::uint64_t offset, std::size_t n, std::string
     if (r <= 0) break;
     got += static_cast<std::size_t>(r);
   }
-  ::close(fd);
-  out->resize(got);
+  if (got != n) return Internal("request body spool file is shorter than the body");
   return Status::Ok();
 }
 

@@ -8,6 +8,7 @@
 // Thread safety: values; one request is handled by one thread.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -59,7 +60,9 @@ class RequestBody {
   Status ForEachChunk(std::size_t chunk, Sink&& sink) const;
 
  private:
-  Status ReadChunkAt(std::uint64_t offset, std::size_t n, std::string* out) const;
+  Result<OwnedFd> OpenSpool() const;
+  // Reads exactly `n` bytes at `offset` of the spool file (fewer is an error).
+  static Status ReadChunkAt(int fd, std::uint64_t offset, std::size_t n, std::string* out);
 
   std::string data_;
   std::filesystem::path file_;
@@ -109,9 +112,11 @@ Status RequestBody::ForEachChunk(std::size_t chunk, Sink&& sink) const {
     }
     return Status::Ok();
   }
+  ASSIGN_OR_RETURN(OwnedFd fd, OpenSpool());
   std::string buf;
   for (std::uint64_t off = 0; off < size_; off += chunk) {
-    RETURN_IF_ERROR(ReadChunkAt(off, chunk, &buf));
+    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, size_ - off));
+    RETURN_IF_ERROR(ReadChunkAt(fd.get(), off, n, &buf));
     RETURN_IF_ERROR(sink(std::string_view(buf)));
   }
   return Status::Ok();
