@@ -11,10 +11,15 @@ packages=(
   libboost-dev nlohmann-json3-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev
   libarchive-dev libspdlog-dev libfmt-dev libcli11-dev libpugixml-dev libre2-dev zlib1g-dev
   libgtest-dev libgmock-dev
+  # built-in algorithms: linear algebra, XGBoost (the CLI package makes its CMake config
+  # usable), RecordIO-protobuf, fast JSON for inference payloads
+  libeigen3-dev libxgboost-dev xgboost libprotobuf-dev protobuf-compiler libsimdjson-dev
   # sandbox for training hosts
   bubblewrap
   # real clients for the end-to-end tests, and the Python the example scripts run on
-  python3 python3-boto3 python3-pytest python3-sklearn python3-numpy awscli
+  python3 python3-boto3 python3-pytest python3-sklearn python3-numpy python3-protobuf awscli
+  # peers and data for bench/ (numpy on OpenBLAS, not the reference BLAS)
+  python3-xgboost liblinear-tools libopenblas0-pthread dataset-fashion-mnist
   # tools the tests use
   curl procps strace
 )

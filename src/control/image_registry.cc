@@ -36,7 +36,7 @@ std::string CanonicalName(std::string_view image) {
 }  // namespace
 
 ImageRegistry::ImageRegistry(metadata::MetadataStore& store,
-                             std::map<std::string, std::vector<std::string>> builtin_algorithms)
+                             std::map<std::string, BuiltinImage> builtin_algorithms)
     : store_(store), builtin_algorithms_(std::move(builtin_algorithms)) {}
 
 Result<ResolvedImage> ImageRegistry::Resolve(std::string_view image, std::string_view field) const {
@@ -47,19 +47,22 @@ Result<ResolvedImage> ImageRegistry::Resolve(std::string_view image, std::string
     short_name.remove_prefix(7);
     std::size_t colon = short_name.find(':');
     if (colon != std::string_view::npos) short_name = short_name.substr(0, colon);
-    if (builtin_algorithms_.count(std::string(short_name))) {
+    if (auto it = builtin_algorithms_.find(std::string(short_name));
+        it != builtin_algorithms_.end()) {
       resolved.builtin = true;
-      resolved.algorithm = std::string(short_name);
+      resolved.algorithm = it->first;
+      resolved.metric_definitions = it->second.metric_definitions;
       return resolved;
     }
   }
   std::string repo = EcrRepository(image);
   if (!repo.empty()) {
-    for (const auto& [algo, repos] : builtin_algorithms_) {
-      for (const auto& r : repos) {
+    for (const auto& [algo, builtin] : builtin_algorithms_) {
+      for (const auto& r : builtin.repositories) {
         if (r == repo) {
           resolved.builtin = true;
           resolved.algorithm = algo;
+          resolved.metric_definitions = builtin.metric_definitions;
           return resolved;
         }
       }
@@ -71,7 +74,7 @@ Result<ResolvedImage> ImageRegistry::Resolve(std::string_view image, std::string
     return resolved;
   }
   std::string known;
-  for (const auto& [algo, repos] : builtin_algorithms_) {
+  for (const auto& [algo, builtin] : builtin_algorithms_) {
     known += (known.empty() ? "" : ", ") + ("hearth/" + algo);
   }
   return InvalidArgument("The image '" + std::string(image) + "' given at '" + std::string(field) +

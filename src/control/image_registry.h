@@ -28,19 +28,33 @@
 
 namespace hearth::control {
 
+struct MetricDefinition {
+  std::string name;
+  std::string regex;
+};
+
+// What the registry knows of a built-in algorithm.
+struct BuiltinImage {
+  std::vector<std::string> repositories;  // ECR repository names it answers to
+  // The metrics its log lines carry; a job that names no MetricDefinitions gets these, as
+  // SageMaker's built-in images carry theirs.
+  std::vector<MetricDefinition> metric_definitions;
+};
+
 struct ResolvedImage {
   std::string name;  // as the request gave it
   bool builtin = false;
   std::string algorithm;              // built-ins: "linear-learner", ...
+  std::vector<MetricDefinition> metric_definitions;  // built-ins
   std::filesystem::path program_dir;  // BYO: the registered directory
 };
 
 class ImageRegistry {
  public:
   // `store` is not owned and must outlive this object. `builtin_algorithms` maps an algorithm
-  // name ("kmeans") to the ECR repository names it answers to ("kmeans").
+  // name ("kmeans") to what it answers to and what it reports.
   ImageRegistry(metadata::MetadataStore& store,
-                std::map<std::string, std::vector<std::string>> builtin_algorithms);
+                std::map<std::string, BuiltinImage> builtin_algorithms);
 
   // InvalidArgument (ValidationException) naming `field` if the image is unknown.
   Result<ResolvedImage> Resolve(std::string_view image, std::string_view field) const;
@@ -51,7 +65,7 @@ class ImageRegistry {
 
  private:
   metadata::MetadataStore& store_;
-  std::map<std::string, std::vector<std::string>> builtin_algorithms_;
+  std::map<std::string, BuiltinImage> builtin_algorithms_;
 };
 
 }  // namespace hearth::control

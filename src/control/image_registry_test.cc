@@ -28,8 +28,10 @@ class ImageRegistryTest : public ::testing::Test {
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     store_ = std::move(store).value();
     registry_ = std::make_unique<ImageRegistry>(
-        *store_, std::map<std::string, std::vector<std::string>>{
-                     {"kmeans", {"kmeans"}}, {"xgboost", {"sagemaker-xgboost", "xgboost"}}});
+        *store_, std::map<std::string, BuiltinImage>{
+                     {"kmeans", {.repositories = {"kmeans"},
+                                 .metric_definitions = {{"test:msd", "msd=(\\S+)"}}}},
+                     {"xgboost", {.repositories = {"sagemaker-xgboost", "xgboost"}}}});
   }
   void TearDown() override {
     std::error_code ec;
@@ -70,6 +72,8 @@ TEST_F(ImageRegistryTest, HearthNameOfARegisteredBuiltinResolves) {
     EXPECT_EQ(r->algorithm, "kmeans");
     EXPECT_EQ(r->name, image);
     EXPECT_TRUE(r->program_dir.empty());
+    ASSERT_EQ(r->metric_definitions.size(), 1u);
+    EXPECT_EQ(r->metric_definitions[0].name, "test:msd");
   }
 }
 

@@ -87,6 +87,9 @@ std::string UpperChannelVar(const std::string& name) {
 
 std::string HostName(int i) { return "algo-" + std::to_string(i + 1); }
 
+// Where a sandboxed host of a built-in algorithm finds the `hearth` binary.
+constexpr std::string_view kSandboxHearthPath = "/opt/.hearth/hearth";
+
 std::string ReadFailureFile(const fs::path& path) {
   auto text = ReadFile(path);
   if (!text.ok()) return "";
@@ -370,7 +373,9 @@ Status TrainingJobController::JobRunner::Launch() {
       argv.push_back(a.get<std::string>());
     }
   } else if (image->builtin) {
-    argv = {c_.options_.hearth_binary.string(), "algo", image->algorithm, "train"};
+    argv = {c_.runtime_.sandboxed() ? std::string(kSandboxHearthPath)
+                                    : c_.options_.hearth_binary.string(),
+            "algo", image->algorithm, "train"};
   } else {
     argv = {program_inside + "/train"};
   }
@@ -430,7 +435,11 @@ Status TrainingJobController::JobRunner::Launch() {
     host_spec.env = std::move(env);
     host_spec.network_isolation = request_.value("EnableNetworkIsolation", false);
     if (bind_hosts) host_spec.extra_binds.push_back({hosts_file, "/etc/hosts", true});
-    if (!image->builtin) {
+    if (image->builtin) {
+      // The binary is bound at a fixed path: where it was built (/tmp, say) may be hidden.
+      host_spec.extra_binds.push_back(
+          {c_.options_.hearth_binary, std::string(kSandboxHearthPath), true});
+    } else {
       host_spec.extra_binds.push_back({image->program_dir, "/opt/program", true});
       host_spec.working_dir = program_inside;
     }
@@ -763,10 +772,9 @@ Result<json> TrainingJobController::Create(const json& request) {
         "EnableNetworkIsolation needs the bubblewrap sandbox, which is not "
         "usable on this server (install the bubblewrap package).");
   }
-  RETURN_IF_ERROR(
-      images_
-          .Resolve(spec["TrainingImage"].get<std::string>(), "algorithmSpecification.trainingImage")
-          .status());
+  ASSIGN_OR_RETURN(ResolvedImage image,
+                   images_.Resolve(spec["TrainingImage"].get<std::string>(),
+                                   "algorithmSpecification.trainingImage"));
   const std::string default_mode = DefaultInputMode(request);
   std::set<std::string> channel_names;
   int index = 0;
@@ -843,9 +851,20 @@ Result<json> TrainingJobController::Create(const json& request) {
   }
   doc["AlgorithmSpecification"]["TrainingInputMode"] =
       spec.value("TrainingInputMode", std::string("File"));
+  json stored_request = request;
+  if (image.builtin && !spec.contains("MetricDefinitions")) {
+    // A built-in image carries its metric definitions, as SageMaker's do: Describe shows them
+    // and the job's metrics need no user regexes.
+    json defs = json::array();
+    for (const auto& def : image.metric_definitions) {
+      defs.push_back({{"Name", def.name}, {"Regex", def.regex}});
+    }
+    doc["AlgorithmSpecification"]["MetricDefinitions"] = defs;
+    stored_request["AlgorithmSpecification"]["MetricDefinitions"] = defs;
+  }
   AddSecondaryTransition(doc, "Starting", "Launching requested ML instances", now);
   r.doc = std::move(doc);
-  r.internal = {{"request", request}, {"phase", "Starting"}};
+  r.internal = {{"request", std::move(stored_request)}, {"phase", "Starting"}};
   std::unique_lock<std::mutex> admit(create_mu_);
   ASSIGN_OR_RETURN(std::vector<metadata::Resource> all, store_.List(kKind));
   int running = 0;

@@ -93,7 +93,9 @@ class TrainingJobControllerTest : public ::testing::Test {
     runtime_ = std::make_unique<runtime::HostProcessRuntime>(runtime::HostProcessOptions{
         .supervisor_path = HEARTH_SUPERVISOR_PATH, .use_bwrap = use_bwrap_});
     images_ = std::make_unique<ImageRegistry>(
-        *store_, std::map<std::string, std::vector<std::string>>{{"kmeans", {"kmeans"}}});
+        *store_, std::map<std::string, BuiltinImage>{
+                     {"kmeans", {.repositories = {"kmeans"},
+                                 .metric_definitions = {{"test:msd", "msd=(\\S+)"}}}}});
     controller_ = MakeController();
   }
 
@@ -317,6 +319,23 @@ TEST_F(TrainingJobControllerTest, CreateWithUnknownImageNamesTheField) {
   ExpectCreateRejected(TrainingRequest("unknown-image", "no-such/image:1"),
                        StatusCode::kInvalidArgument, "ValidationException",
                        "algorithmSpecification.trainingImage");
+}
+
+TEST_F(TrainingJobControllerTest, BuiltinImageJobCarriesTheAlgorithmsMetricDefinitions) {
+  ASSERT_TRUE(controller_->Create(TrainingRequest("builtin-metrics", "hearth/kmeans")).ok());
+  json defs = Describe("builtin-metrics")["AlgorithmSpecification"]["MetricDefinitions"];
+  ASSERT_EQ(defs.size(), 1u) << defs.dump();
+  EXPECT_EQ(defs[0]["Name"], "test:msd");
+  EXPECT_EQ(defs[0]["Regex"], "msd=(\\S+)");
+}
+
+TEST_F(TrainingJobControllerTest, UserMetricDefinitionsOfABuiltinJobAreKept) {
+  json request = TrainingRequest("builtin-own-metrics", "hearth/kmeans");
+  request["AlgorithmSpecification"]["MetricDefinitions"] = {{{"Name", "mine"}, {"Regex", "m=(.*)"}}};
+  ASSERT_TRUE(controller_->Create(request).ok());
+  json defs = Describe("builtin-own-metrics")["AlgorithmSpecification"]["MetricDefinitions"];
+  ASSERT_EQ(defs.size(), 1u) << defs.dump();
+  EXPECT_EQ(defs[0]["Name"], "mine");
 }
 
 TEST_F(TrainingJobControllerPlainProcessTest, NetworkIsolationWithoutASandboxIsRefused) {

@@ -17,6 +17,27 @@ namespace {
 // Bounds the memory of one call; the supervisor caps a record at 64 KiB of text.
 constexpr std::size_t kMaxReadBytes = 4 * 1024 * 1024;
 
+// Control characters are stored as '#' and three octal digits, as SageMaker's training logs
+// show them in CloudWatch (rsyslog's escaping): XGBoost's "[3]\ttrain-rmse:.." reads
+// "[3]#011train-rmse:..", and the metric regexes users copy from SageMaker match it.
+std::string EscapeControlCharacters(std::string_view text) {
+  if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      out += '#';
+      out += static_cast<char>('0' + ((u >> 6) & 7));
+      out += static_cast<char>('0' + ((u >> 3) & 7));
+      out += static_cast<char>('0' + (u & 7));
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 OutputLine ParseLine(std::string_view line) {
   OutputLine out;
   std::size_t sp1 = line.find(' ');
@@ -28,12 +49,12 @@ OutputLine ParseLine(std::string_view line) {
       std::from_chars(line.data(), line.data() + (sp1 == std::string_view::npos ? 0 : sp1), millis);
   if (sp2 == std::string_view::npos || ec != std::errc() || ptr != line.data() + sp1 ||
       (tag != "stdout" && tag != "stderr")) {
-    out.text = std::string(line);  // not ours: keep the bytes rather than drop them
+    out.text = EscapeControlCharacters(line);  // not ours: keep the bytes rather than drop them
     return out;
   }
   out.timestamp_millis = millis;
   out.is_stderr = tag == "stderr";
-  out.text = std::string(line.substr(sp2 + 1));
+  out.text = EscapeControlCharacters(line.substr(sp2 + 1));
   return out;
 }
 

@@ -70,6 +70,15 @@ TEST_F(LogReaderTest, ForeignLinesAreKeptAsText) {
   EXPECT_EQ((*lines)[0].timestamp_millis, 0);
 }
 
+TEST_F(LogReaderTest, ControlCharactersAreEscapedAsCloudWatchShowsThem) {
+  Append("1700000000000 stdout [3]\ttrain-rmse:0.5\tvalidation-rmse:0.6\r\n");
+  std::uint64_t offset = 0;
+  Result<std::vector<OutputLine>> lines = ReadOutputLines(file_, &offset);
+  ASSERT_TRUE(lines.ok());
+  ASSERT_EQ(lines->size(), 1u);
+  EXPECT_EQ((*lines)[0].text, "[3]#011train-rmse:0.5#011validation-rmse:0.6");
+}
+
 TEST_F(LogReaderTest, OffsetPastTheEndIsAnError) {
   Append("1 stdout x\n");
   std::uint64_t offset = 1000;

@@ -3,6 +3,9 @@
 //                                                               the platform
 //   hearth image register NAME DIR [--data-dir DIR]            register a bring-your-own image
 //   hearth image list [--data-dir DIR]
+//   hearth algo NAME train|serve                               a built-in algorithm's entry
+//                                                               point (what a host runs)
+//   hearth algo list
 // This is the only place that picks concrete backends (SQLite, the local object store,
 // bubblewrap processes).
 #include <csignal>
@@ -14,6 +17,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "algorithms/algorithm.h"
+#include "algorithms/run_training.h"
 #include "api/logs_api.h"
 #include "api/sagemaker_api.h"
 #include "common/status.h"
@@ -23,6 +28,7 @@
 #include "metadata/sqlite_metadata_store.h"
 #include "runtime/host_process.h"
 #include "s3api/s3_api.h"
+#include "serving/model_server.h"
 #include "server/router.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
@@ -41,9 +47,31 @@ void OnSignal(int) { g_stop = 1; }
 
 fs::path SelfDir() { return fs::read_symlink("/proc/self/exe").parent_path(); }
 
-// Built-in algorithms and the ECR repository names they answer to. Empty until the
-// algorithms module registers its first algorithm.
-std::map<std::string, std::vector<std::string>> BuiltinAlgorithms() { return {}; }
+// Built-in algorithms as the image registry sees them: the ECR repository names each answers
+// to and the metric definitions its image carries.
+std::map<std::string, control::BuiltinImage> BuiltinAlgorithms() {
+  std::map<std::string, control::BuiltinImage> out;
+  for (const algorithms::Algorithm* algo : algorithms::Registry()) {
+    control::BuiltinImage& image = out[std::string(algo->name())];
+    image.repositories = algo->repositories();
+    for (const auto& def : algo->metric_definitions()) {
+      image.metric_definitions.push_back({def.name, def.regex});
+    }
+  }
+  return out;
+}
+
+int RunAlgorithm(const std::string& name, const std::string& mode) {
+  const algorithms::Algorithm* algo = algorithms::FindAlgorithm(name);
+  if (algo == nullptr) {
+    std::string known;
+    for (const auto* a : algorithms::Registry()) known += " " + std::string(a->name());
+    std::cerr << "hearth: no built-in algorithm '" << name << "'; there are:" << known << "\n";
+    return 2;
+  }
+  if (mode == "train") return algorithms::RunTraining(*algo);
+  return serving::Serve(*algo, {});
+}
 
 int Fail(const Status& s) {
   std::cerr << "hearth: " << s.message() << "\n";
@@ -161,7 +189,26 @@ int main(int argc, char** argv) {
   auto* list = image->add_subcommand("list", "List registered images");
   list->add_option("--data-dir", data_dir, "the server's data directory");
 
+  auto* algo = app.add_subcommand("algo", "Run a built-in algorithm (as a training host or "
+                                          "an inference server does)");
+  algo->require_subcommand(0, 1);
+  std::string algo_name, algo_mode;
+  algo->add_option("name", algo_name, "algorithm (hearth algo list)");
+  algo->add_option("mode", algo_mode, "train or serve")->check(CLI::IsMember({"train", "serve"}));
+
   CLI11_PARSE(app, argc, argv);
+
+  if (algo->parsed()) {
+    if (algo_name == "list" || algo_name.empty()) {
+      for (const auto* a : algorithms::Registry()) std::cout << a->name() << "\n";
+      return 0;
+    }
+    if (algo_mode.empty()) {
+      std::cerr << "hearth algo " << algo_name << ": say train or serve\n";
+      return 2;
+    }
+    return RunAlgorithm(algo_name, algo_mode);
+  }
 
   if (server->parsed()) {
     return RunServer(

@@ -1,0 +1,249 @@
+// text/csv: label first (label_size=1) or features only (label_size=0), no header, every row
+// the same number of columns. An empty field is a missing value (NaN), as XGBoost reads it.
+//
+// Large batches are parsed on every core: the lines in the window are found first (memchr is
+// far faster than number parsing), then cut among OpenMP threads, each row writing its own
+// slot of the batch. A failing row is parsed again alone to word the error.
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "data/row_parser.h"
+#include "data/text_number.h"
+
+namespace hearth::data {
+namespace {
+
+// Below this many rows and bytes a parallel region costs more than it saves.
+constexpr std::size_t kMinParallelRows = 256;
+constexpr std::size_t kMinParallelChunk = std::size_t{256} << 10;
+// Top the window up to at least this before cutting it among threads.
+constexpr std::size_t kMinParallelBytes = std::size_t{1} << 20;
+
+class CsvParser : public RowParser {
+ public:
+  explicit CsvParser(int label_size)
+      : label_size_(static_cast<std::size_t>(label_size)), threads_(omp_get_max_threads()) {}
+
+  void StartInput() override { line_ = 0; }
+
+  void BeginBatch(Batch* out) override {
+    out->sparse = false;
+    out->cols = fields_ == 0 ? 0 : fields_ - label_size_;
+  }
+
+  Result<bool> Parse(ByteWindow& window, std::size_t max_rows, Batch* out) override {
+    while (out->rows < max_rows) {
+      if (fields_ != 0 && threads_ > 1 && max_rows - out->rows >= 2) {
+        ASSIGN_OR_RETURN(std::size_t parsed, ParseInParallel(window, max_rows, out));
+        if (parsed > 0) continue;
+      }
+      // One row at a time until the width is known; then what the parallel path left.
+      std::size_t limit = fields_ == 0 ? out->rows + 1 : max_rows;
+      ASSIGN_OR_RETURN(bool exhausted, ForEachLine(
+          window, limit, [out] { return out->rows; }, &line_,
+          [&](const char* begin, const char* end) { return ParseRow(begin, end, window, out); }));
+      if (exhausted) return true;
+    }
+    return false;
+  }
+
+ private:
+  struct Line {
+    const char* begin;
+    const char* end;
+    std::uint64_t number;
+  };
+
+  // What went wrong in a row, for the message.
+  struct RowError {
+    std::size_t column = 0;       // 0-based cell index
+    const char* at = nullptr;     // the bad cell, or nullptr when the width is wrong
+    std::size_t found = 0;        // cells found, when the width is wrong
+  };
+
+  // Parses a row of exactly fields_ cells: features into row[0..cols), the label into *label.
+  bool ParseCells(const char* p, const char* end, float* row, float* label,
+                  RowError* error) const {
+    std::size_t n = 0;
+    while (true) {
+      float v;
+      const char* after = ParseField(p, end, &v);
+      if (after == nullptr) {
+        *error = {n, p, 0};
+        return false;
+      }
+      if (n < fields_) {
+        if (n < label_size_) {
+          *label = v;
+        } else {
+          row[n - label_size_] = v;
+        }
+      }
+      ++n;
+      p = after;
+      if (p == end) break;
+      if (*p != ',') {
+        *error = {n - 1, p, 0};
+        return false;
+      }
+      ++p;
+    }
+    if (n != fields_) {
+      *error = {0, nullptr, n};
+      return false;
+    }
+    return true;
+  }
+
+  Status ParseRow(const char* p, const char* end, const ByteWindow& window, Batch* out) {
+    if (fields_ == 0) return ParseFirstRow(p, end, window, out);
+    std::size_t base = out->dense.size();
+    out->dense.resize(base + fields_ - label_size_);
+    float label = 0;
+    RowError error;
+    if (!ParseCells(p, end, out->dense.data() + base, &label, &error)) {
+      out->dense.resize(base);
+      return Describe(window, error, end);
+    }
+    if (label_size_ == 1) out->labels.push_back(label);
+    ++out->rows;
+    return Status::Ok();
+  }
+
+  // The first row fixes the column count.
+  Status ParseFirstRow(const char* p, const char* end, const ByteWindow& window, Batch* out) {
+    std::vector<float> cells;
+    while (true) {
+      float v;
+      const char* after = ParseField(p, end, &v);
+      if (after == nullptr) return Describe(window, {cells.size(), p, 0}, end);
+      cells.push_back(v);
+      p = after;
+      if (p == end) break;
+      if (*p != ',') return Describe(window, {cells.size() - 1, p, 0}, end);
+      ++p;
+    }
+    if (cells.size() <= label_size_) {
+      return InvalidArgument(Where(window) + ": a row needs a label and at least one feature, "
+                             "found " + std::to_string(cells.size()) + " column(s)");
+    }
+    fields_ = cells.size();
+    out->cols = fields_ - label_size_;
+    if (label_size_ == 1) out->labels.push_back(cells[0]);
+    out->dense.insert(out->dense.end(), cells.begin() + label_size_, cells.end());
+    ++out->rows;
+    return Status::Ok();
+  }
+
+  // Parses the window's complete lines, up to what the batch still takes, on every thread.
+  // Returns the rows added; 0 (too little to share) tells the caller to go on alone.
+  Result<std::size_t> ParseInParallel(ByteWindow& window, std::size_t max_rows, Batch* out) {
+    if (window.size() < kMinParallelBytes && !window.at_eof()) {
+      ASSIGN_OR_RETURN(bool more, window.Refill());
+      (void)more;
+    }
+    const std::size_t wanted = max_rows - out->rows;
+    lines_.clear();
+    const char* p = window.begin();
+    const char* end = window.end();
+    std::uint64_t number = line_;
+    while (lines_.size() < wanted) {
+      const char* newline = static_cast<const char*>(std::memchr(p, '\n', end - p));
+      if (newline == nullptr) break;  // an unfinished line, or the last one: left to the caller
+      ++number;
+      const char* content_end = newline > p && newline[-1] == '\r' ? newline - 1 : newline;
+      const char* first = p;
+      while (first < content_end && (*first == ' ' || *first == '\t')) ++first;
+      if (first != content_end) lines_.push_back({p, content_end, number});
+      p = newline + 1;
+    }
+    const std::size_t n = lines_.size();
+    if (n < 2 || (n < kMinParallelRows && std::size_t(p - window.begin()) < kMinParallelChunk)) {
+      return std::size_t{0};
+    }
+
+    const std::size_t cols = fields_ - label_size_;
+    const std::size_t base = out->dense.size(), label_base = out->labels.size();
+    out->dense.resize(base + n * cols);
+    if (label_size_ == 1) out->labels.resize(label_base + n);
+    float* dense = out->dense.data() + base;
+    float* labels = label_size_ == 1 ? out->labels.data() + label_base : nullptr;
+    std::size_t first_bad = n;
+#pragma omp parallel for schedule(static) reduction(min : first_bad)
+    for (std::size_t i = 0; i < n; ++i) {
+      float ignored;
+      RowError error;
+      if (!ParseCells(lines_[i].begin, lines_[i].end, dense + i * cols,
+                      labels ? labels + i : &ignored, &error)) {
+        first_bad = std::min(first_bad, i);
+      }
+    }
+    if (first_bad < n) {
+      out->dense.resize(base);
+      out->labels.resize(label_base);
+      line_ = lines_[first_bad].number;
+      RowError error;
+      float scratch_label;
+      std::vector<float> scratch(cols);
+      ParseCells(lines_[first_bad].begin, lines_[first_bad].end, scratch.data(), &scratch_label,
+                 &error);
+      return Describe(window, error, lines_[first_bad].end);
+    }
+    out->rows += n;
+    line_ = number;
+    window.ConsumeTo(p);
+    return n;
+  }
+
+  // One cell, surrounding blanks included; an empty cell is NaN. Returns where the cell ends
+  // (at ',' or `end`, or at the junk after a number), nullptr when it is not a number.
+  static const char* ParseField(const char* p, const char* end, float* v) {
+    while (p < end && (*p == ' ' || *p == '\t')) ++p;
+    if (p == end || *p == ',') {
+      *v = std::numeric_limits<float>::quiet_NaN();
+      return p;
+    }
+    p = ParseFloat(p, end, v);
+    if (p == nullptr) return nullptr;
+    while (p < end && (*p == ' ' || *p == '\t')) ++p;
+    return p;
+  }
+
+  std::string Where(const ByteWindow& window) const {
+    return window.name() + " line " + std::to_string(line_);
+  }
+
+  Status Describe(const ByteWindow& window, const RowError& error, const char* end) const {
+    if (error.at == nullptr) {
+      return InvalidArgument(Where(window) + ": expected " + std::to_string(fields_) +
+                             " columns, found " + std::to_string(error.found) +
+                             " (every row must have the same number of columns)");
+    }
+    // Show the offending cell, clipped.
+    const char* cell_end = error.at;
+    while (cell_end < end && *cell_end != ',' && cell_end - error.at < 40) ++cell_end;
+    return InvalidArgument(Where(window) + ", column " + std::to_string(error.column + 1) +
+                           ": cannot parse '" + std::string(error.at, cell_end) +
+                           "' as a number");
+  }
+
+  const std::size_t label_size_;
+  const int threads_;
+  std::size_t fields_ = 0;  // columns per row, label included; 0 until the first row
+  std::uint64_t line_ = 0;
+  std::vector<Line> lines_;
+};
+
+}  // namespace
+
+std::unique_ptr<RowParser> NewCsvParser(int label_size) {
+  return std::make_unique<CsvParser>(label_size);
+}
+
+}  // namespace hearth::data
