@@ -151,4 +151,8 @@ void TrainingContext::Log(std::string_view line) const {
   std::fflush(stdout);
 }
 
+void TrainingContext::LogPhase(std::string_view phase, double seconds) const {
+  Log(fmt::format("#phase: {} seconds={:.6f}", phase, seconds));
+}
+
 }  // namespace hearth::algorithms

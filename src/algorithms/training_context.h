@@ -64,6 +64,9 @@ class TrainingContext {
                   std::optional<int> epoch = std::nullopt) const;
   // Prints one line to stdout (the job's log) and flushes.
   void Log(std::string_view line) const;
+  // Prints "#phase: <phase> seconds=<s>": how long reading, fitting, writing took. bench/
+  // reads these lines to set an algorithm's fit time beside a peer's.
+  void LogPhase(std::string_view phase, double seconds) const;
 
  private:
   std::map<std::string, std::string> raw_hps_;
