@@ -56,15 +56,28 @@ void AppendRows(const Batch& src, std::size_t begin, std::size_t end, Batch* out
   if (begin >= end) return;
   if (out->rows == 0) {
     out->sparse = src.sparse;
-    if (out->sparse && out->row_offsets.empty()) out->row_offsets.push_back(0);
+    out->dense.clear();
+    out->row_offsets.assign(out->sparse ? 1 : 0, 0);
+  } else if (src.sparse && !out->sparse) {
+    ConvertToSparse(out);
   }
   out->cols = std::max(out->cols, src.cols);
   if (src.sparse) {
     std::uint64_t from = src.row_offsets[begin], to = src.row_offsets[end];
     std::uint64_t shift = out->row_offsets.back() - from;
-    for (std::size_t r = begin + 1; r <= end; ++r) out->row_offsets.push_back(src.row_offsets[r] + shift);
+    for (std::size_t r = begin + 1; r <= end; ++r) {
+      out->row_offsets.push_back(src.row_offsets[r] + shift);
+    }
     out->indices.insert(out->indices.end(), src.indices.begin() + from, src.indices.begin() + to);
     out->values.insert(out->values.end(), src.values.begin() + from, src.values.begin() + to);
+  } else if (out->sparse) {
+    for (std::size_t r = begin; r < end; ++r) {
+      for (std::size_t c = 0; c < src.cols; ++c) {
+        out->indices.push_back(static_cast<std::uint32_t>(c));
+        out->values.push_back(src.dense[r * src.cols + c]);
+      }
+      out->row_offsets.push_back(out->values.size());
+    }
   } else {
     out->dense.insert(out->dense.end(), src.dense.begin() + begin * src.cols,
                       src.dense.begin() + end * src.cols);

@@ -1,8 +1,8 @@
 // Batch: a block of rows as every built-in algorithm sees it — features (dense row-major or
 // sparse CSR), optional labels and optional per-row weights, all float32.
 //
-// Readers fill batches from a channel's bytes (record_reader.h); inference decoders fill them
-// from a request body (inference_codec.h). Sparse rows come from libsvm and sparse
+// Readers fill batches from a channel's bytes or from a request body (record_reader.h:
+// OpenFileReader, OpenMemoryReader). Sparse rows come from libsvm and sparse
 // RecordIO-protobuf; an algorithm that needs dense input calls Densify().
 //
 // Thread safety: a value type.

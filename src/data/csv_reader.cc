@@ -2,17 +2,17 @@
 // the same number of columns. An empty field is a missing value (NaN), as XGBoost reads it.
 //
 // Large batches are parsed on every core: the lines in the window are found first (memchr is
-// far faster than number parsing), then cut among OpenMP threads, each row writing its own
-// slot of the batch. A failing row is parsed again alone to word the error.
-
-#include <omp.h>
+// far faster than number parsing), then shared out in chunks (ParallelChunks), each row writing
+// its own slot of the batch. A failing row is parsed again alone to word the error.
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
 
+#include "data/parallel_chunks.h"
 #include "data/row_parser.h"
 #include "data/text_number.h"
 
@@ -22,13 +22,16 @@ namespace {
 // Below this many rows and bytes a parallel region costs more than it saves.
 constexpr std::size_t kMinParallelRows = 256;
 constexpr std::size_t kMinParallelChunk = std::size_t{256} << 10;
+// Rows per claimed chunk: small enough that a helper preempted mid-chunk costs little.
+constexpr std::size_t kRowsPerChunk = 32;
 // Top the window up to at least this before cutting it among threads.
 constexpr std::size_t kMinParallelBytes = std::size_t{1} << 20;
 
 class CsvParser : public RowParser {
  public:
   explicit CsvParser(int label_size)
-      : label_size_(static_cast<std::size_t>(label_size)), threads_(omp_get_max_threads()) {}
+      : label_size_(static_cast<std::size_t>(label_size)),
+        helpers_(ParallelChunks::DefaultHelpers()) {}
 
   void StartInput() override { line_ = 0; }
 
@@ -39,7 +42,7 @@ class CsvParser : public RowParser {
 
   Result<bool> Parse(ByteWindow& window, std::size_t max_rows, Batch* out) override {
     while (out->rows < max_rows) {
-      if (fields_ != 0 && threads_ > 1 && max_rows - out->rows >= 2) {
+      if (fields_ != 0 && helpers_ > 0 && max_rows - out->rows >= 2) {
         ASSIGN_OR_RETURN(std::size_t parsed, ParseInParallel(window, max_rows, out));
         if (parsed > 0) continue;
       }
@@ -118,27 +121,36 @@ class CsvParser : public RowParser {
 
   // The first row fixes the column count.
   Status ParseFirstRow(const char* p, const char* end, const ByteWindow& window, Batch* out) {
-    std::vector<float> cells;
+    std::vector<float>& cells = out->dense;  // empty: this is the stream's first row
+    cells.reserve(64);
     while (true) {
       float v;
       const char* after = ParseField(p, end, &v);
-      if (after == nullptr) return Describe(window, {cells.size(), p, 0}, end);
+      if (after == nullptr) return Fail(out, Describe(window, {cells.size(), p, 0}, end));
       cells.push_back(v);
       p = after;
       if (p == end) break;
-      if (*p != ',') return Describe(window, {cells.size() - 1, p, 0}, end);
+      if (*p != ',') return Fail(out, Describe(window, {cells.size() - 1, p, 0}, end));
       ++p;
     }
     if (cells.size() <= label_size_) {
-      return InvalidArgument(Where(window) + ": a row needs a label and at least one feature, "
-                             "found " + std::to_string(cells.size()) + " column(s)");
+      return Fail(out, InvalidArgument(Where(window) +
+                                       ": a row needs a label and at least one feature, found " +
+                                       std::to_string(cells.size()) + " column(s)"));
     }
     fields_ = cells.size();
     out->cols = fields_ - label_size_;
-    if (label_size_ == 1) out->labels.push_back(cells[0]);
-    out->dense.insert(out->dense.end(), cells.begin() + label_size_, cells.end());
+    if (label_size_ == 1) {
+      out->labels.push_back(cells[0]);
+      cells.erase(cells.begin());
+    }
     ++out->rows;
     return Status::Ok();
+  }
+
+  static Status Fail(Batch* out, Status status) {
+    out->dense.clear();
+    return status;
   }
 
   // Parses the window's complete lines, up to what the batch still takes, on every thread.
@@ -174,26 +186,32 @@ class CsvParser : public RowParser {
     if (label_size_ == 1) out->labels.resize(label_base + n);
     float* dense = out->dense.data() + base;
     float* labels = label_size_ == 1 ? out->labels.data() + label_base : nullptr;
-    std::size_t first_bad = n;
-#pragma omp parallel for schedule(static) reduction(min : first_bad)
-    for (std::size_t i = 0; i < n; ++i) {
-      float ignored;
-      RowError error;
-      if (!ParseCells(lines_[i].begin, lines_[i].end, dense + i * cols,
-                      labels ? labels + i : &ignored, &error)) {
-        first_bad = std::min(first_bad, i);
+    std::atomic<std::size_t> first_bad{n};
+    if (pool_ == nullptr) pool_ = std::make_unique<ParallelChunks>(helpers_);
+    pool_->Run((n + kRowsPerChunk - 1) / kRowsPerChunk, [&](std::size_t chunk) {
+      std::size_t stop = std::min(n, (chunk + 1) * kRowsPerChunk);
+      for (std::size_t i = chunk * kRowsPerChunk; i < stop; ++i) {
+        float ignored;
+        RowError error;
+        if (!ParseCells(lines_[i].begin, lines_[i].end, dense + i * cols,
+                        labels ? labels + i : &ignored, &error)) {
+          std::size_t seen = first_bad.load(std::memory_order_relaxed);
+          while (i < seen && !first_bad.compare_exchange_weak(seen, i)) {
+          }
+          return;
+        }
       }
-    }
+    });
     if (first_bad < n) {
       out->dense.resize(base);
       out->labels.resize(label_base);
-      line_ = lines_[first_bad].number;
+      const Line& bad = lines_[first_bad];
+      line_ = bad.number;
       RowError error;
       float scratch_label;
       std::vector<float> scratch(cols);
-      ParseCells(lines_[first_bad].begin, lines_[first_bad].end, scratch.data(), &scratch_label,
-                 &error);
-      return Describe(window, error, lines_[first_bad].end);
+      ParseCells(bad.begin, bad.end, scratch.data(), &scratch_label, &error);
+      return Describe(window, error, bad.end);
     }
     out->rows += n;
     line_ = number;
@@ -234,7 +252,8 @@ class CsvParser : public RowParser {
   }
 
   const std::size_t label_size_;
-  const int threads_;
+  const int helpers_;
+  std::unique_ptr<ParallelChunks> pool_;  // started on the first batch big enough to share
   std::size_t fields_ = 0;  // columns per row, label included; 0 until the first row
   std::uint64_t line_ = 0;
   std::vector<Line> lines_;

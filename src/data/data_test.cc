@@ -3,6 +3,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <atomic>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -22,11 +24,13 @@
 
 #include "data/batch.h"
 #include "data/byte_window.h"
+#include "data/parallel_chunks.h"
 #include "data/predictions.h"
 #include "data/record.pb.h"
 #include "data/record_reader.h"
 #include "data/recordio_protobuf.h"
 #include "data/row_parser.h"
+#include "data/text_number.h"
 
 namespace hearth::data {
 namespace {
@@ -267,6 +271,55 @@ TEST(CsvReaderTest, LinesLongerThanTheBufferGrowIt) {
   EXPECT_EQ(batch.dense[3000 + 2999], 2999.0f);
 }
 
+// Enough rows for the batch to be shared among threads: order, blank lines and the line number
+// of a bad row must come out as in a sequential parse.
+TEST(CsvReaderTest, BigBatchesKeepOrderAndLineNumbers) {
+  std::string text;
+  std::size_t rows = 0;
+  for (int line = 1; line <= 20000; ++line) {
+    if (line % 7 == 0) {
+      text += "\n";
+      continue;
+    }
+    text += std::to_string(line % 2) + "," + std::to_string(line) + "," + std::to_string(-line) +
+            "\r\n";
+    ++rows;
+  }
+  auto batch = ReadMemory(text, kCsvLabelled);
+  ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+  ASSERT_EQ(batch->rows, rows);
+  std::size_t r = 0;
+  bool ordered = true;
+  for (int line = 1; line <= 20000; ++line) {
+    if (line % 7 == 0) continue;
+    ordered &= batch->dense[2 * r] == float(line) && batch->dense[2 * r + 1] == float(-line) &&
+               batch->labels[r] == float(line % 2);
+    ++r;
+  }
+  EXPECT_TRUE(ordered);
+
+  std::string bad = text;
+  std::size_t at = 0;
+  for (int line = 1; line < 15001; ++line) at = bad.find('\n', at) + 1;
+  bad.insert(at, "1,2,oops\n");  // becomes line 15001
+  EXPECT_THAT(ErrorOf(ReadMemory(bad, kCsvLabelled)),
+              HasSubstr("request body line 15001, column 3: cannot parse 'oops'"));
+  std::string ragged = text;
+  ragged.insert(at, "1,2\n");
+  EXPECT_THAT(ErrorOf(ReadMemory(ragged, kCsvLabelled)),
+              HasSubstr("request body line 15001: expected 3 columns, found 2"));
+}
+
+TEST(ParallelChunksTest, RunsEveryChunkExactlyOnce) {
+  ParallelChunks pool(3);
+  for (int round = 0; round < 2000; ++round) {
+    std::size_t n = round % 37;
+    std::vector<std::atomic<int>> calls(n);
+    pool.Run(n, [&](std::size_t i) { calls[i].fetch_add(1); });
+    for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(calls[i].load(), 1) << round << " " << i;
+  }
+}
+
 TEST(CsvReaderTest, AFailedReaderKeepsFailing) {
   auto reader = OpenMemoryReader("1,2\n1\n", kCsvLabelled);
   ASSERT_TRUE(reader.ok());
@@ -274,6 +327,49 @@ TEST(CsvReaderTest, AFailedReaderKeepsFailing) {
   EXPECT_FALSE((*reader)->Next(10, &batch).ok());
   EXPECT_EQ(batch.rows, 0u);
   EXPECT_FALSE((*reader)->Next(10, &batch).ok());
+}
+
+// The fast float path must round exactly as std::from_chars does, float rounding midpoints
+// (where a double intermediate could round twice) included.
+TEST(TextNumberTest, ParseFloatMatchesFromChars) {
+  std::mt19937_64 rng(3);
+  const char* formats[] = {"%.6g", "%.9g", "%.17g", "%.3f", "%.8e", "%.18e", "%g", "%.12g"};
+  char buf[64];
+  std::size_t mismatches = 0;
+  for (int i = 0; i < 300000; ++i) {
+    double v;
+    if (i % 2 == 0) {
+      float f = std::ldexp(std::uniform_real_distribution<float>(0.5f, 1)(rng),
+                           static_cast<int>(rng() % 120) - 60);
+      double midpoint = (double(f) + double(std::nextafter(f, 1e30f))) / 2;
+      v = midpoint + (static_cast<int>(rng() % 5) - 2) * std::ldexp(midpoint, -52);
+    } else {
+      v = std::uniform_real_distribution<double>(-1e4, 1e4)(rng);
+    }
+    int len = std::snprintf(buf, sizeof(buf), formats[i % 8], v);
+    float fast, exact;
+    const char* end = ParseFloat(buf, buf + len, &fast);
+    auto [exact_end, ec] = std::from_chars(buf, buf + len, exact);
+    ASSERT_EQ(ec, std::errc()) << buf;
+    if (end != exact_end || std::memcmp(&fast, &exact, 4) != 0) {
+      ADD_FAILURE() << buf << ": " << fast << " vs " << exact;
+      if (++mismatches > 5) break;
+    }
+  }
+  for (const char* text : {"nan", "inf", "-0", "1e-50", "7e-46", "3.4028236e38",
+                           "123456789012345678901234567890", "0.00012345678901234567"}) {
+    float fast, exact;
+    ASSERT_NE(ParseFloat(text, text + std::strlen(text), &fast), nullptr) << text;
+    std::from_chars(text, text + std::strlen(text), exact);
+    if (!std::isnan(exact) && std::isfinite(exact) && exact != 0) {
+      EXPECT_EQ(fast, exact) << text;
+    }
+  }
+  float v;
+  EXPECT_EQ(ParseFloat("abc", "abc" + 3, &v), nullptr);
+  const char* one_e = "1e";
+  EXPECT_EQ(ParseFloat(one_e, one_e + 2, &v), one_e + 1);  // the 'e' is not part of it
+  EXPECT_EQ(v, 1.0f);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -660,6 +756,19 @@ TEST(JsonReaderTest, ErrorsNameTheInstance) {
   EXPECT_THAT(ErrorOf(ReadMemory(R"({"instances":[{"features":[1,2]})", kJson)),
               HasSubstr("request body: invalid JSON"));
   EXPECT_THAT(ErrorOf(ReadMemory("42", kJson)), HasSubstr("expected an object or an array"));
+}
+
+TEST(JsonReaderTest, FilesWithDenseThenSparseInstancesJoin) {
+  TempDir dir;
+  WriteFile(dir / "a.json", R"({"instances":[[1,2]]})");
+  WriteFile(dir / "b.json", R"({"instances":[{"data":{"features":{"keys":[3],"shape":[5],"values":[7]}}}]})");
+  auto batch = ReadFiles({dir / "a.json", dir / "b.json"}, kJson);
+  ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+  EXPECT_TRUE(batch->sparse);
+  EXPECT_EQ(batch->cols, 5u);
+  EXPECT_THAT(batch->row_offsets, ElementsAre(0, 2, 3));
+  EXPECT_THAT(batch->indices, ElementsAre(0, 1, 3));
+  EXPECT_THAT(batch->values, ElementsAre(1, 2, 7));
 }
 
 TEST(JsonReaderTest, HandsOutMiniBatches) {

@@ -68,14 +68,27 @@ void AppendJsonString(std::string* out, std::string_view s) {
   out->push_back('"');
 }
 
+// "name": — column names are plain identifiers, so the escaping loop is rarely needed.
+void AppendJsonKey(std::string* out, std::string_view name) {
+  bool plain = true;
+  for (char c : name) plain &= c != '"' && c != '\\' && static_cast<unsigned char>(c) >= 0x20;
+  if (plain) {
+    out->push_back('"');
+    out->append(name);
+    out->append("\":", 2);
+  } else {
+    AppendJsonString(out, name);
+    out->push_back(':');
+  }
+}
+
 // {"score":0.4,"predicted_label":1}
-void AppendJsonRow(const Predictions& p, const std::vector<std::string>& keys, std::size_t row,
-                   std::string* out) {
+void AppendJsonRow(const Predictions& p, std::size_t row, std::string* out) {
   out->push_back('{');
   for (std::size_t c = 0; c < p.columns.size(); ++c) {
     const PredictionColumn& col = p.columns[c];
     if (c > 0) out->push_back(',');
-    out->append(keys[c]);
+    AppendJsonKey(out, col.name);
     const float* v = col.values.data() + row * col.width;
     if (col.width == 1 && !col.always_vector) {
       AppendNumber(out, v[0], col.integral, Dialect::kJson);
@@ -91,18 +104,6 @@ void AppendJsonRow(const Predictions& p, const std::vector<std::string>& keys, s
   out->push_back('}');
 }
 
-std::vector<std::string> JsonKeys(const Predictions& p) {
-  std::vector<std::string> keys;
-  keys.reserve(p.columns.size());
-  for (const PredictionColumn& col : p.columns) {
-    std::string key;
-    AppendJsonString(&key, col.name);
-    key.push_back(':');
-    keys.push_back(std::move(key));
-  }
-  return keys;
-}
-
 std::size_t ValuesPerRow(const Predictions& p) {
   std::size_t n = 0;
   for (const PredictionColumn& col : p.columns) n += col.width;
@@ -110,26 +111,24 @@ std::size_t ValuesPerRow(const Predictions& p) {
 }
 
 std::string EncodeJson(const Predictions& p) {
-  std::vector<std::string> keys = JsonKeys(p);
   std::string out;
   out.reserve(32 + p.rows * (ValuesPerRow(p) * 14 + p.columns.size() * 20));
-  out.append("{");
-  AppendJsonString(&out, p.envelope);
-  out.append(":[");
+  out.push_back('{');
+  AppendJsonKey(&out, p.envelope);
+  out.push_back('[');
   for (std::size_t r = 0; r < p.rows; ++r) {
     if (r > 0) out.push_back(',');
-    AppendJsonRow(p, keys, r, &out);
+    AppendJsonRow(p, r, &out);
   }
   out.append("]}");
   return out;
 }
 
 std::string EncodeJsonLines(const Predictions& p) {
-  std::vector<std::string> keys = JsonKeys(p);
   std::string out;
   out.reserve(p.rows * (ValuesPerRow(p) * 14 + p.columns.size() * 20));
   for (std::size_t r = 0; r < p.rows; ++r) {
-    AppendJsonRow(p, keys, r, &out);
+    AppendJsonRow(p, r, &out);
     out.push_back('\n');
   }
   return out;

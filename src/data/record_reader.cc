@@ -47,7 +47,7 @@ class StreamReader : public RecordReader {
       }
       auto exhausted = parser_->Parse(*window_, max_rows, out);
       if (!exhausted.ok()) return Fail(out, exhausted.status());
-      if (!*exhausted) break;  // batch full, or the next record did not fit
+      if (!*exhausted) break;  // the batch is full
       window_.reset();
     }
     return out->rows > 0;
@@ -170,7 +170,7 @@ Result<Batch> ReadAll(RecordReader& reader) {
   Batch all;
   ASSIGN_OR_RETURN(bool more, reader.Next(kAll, &all));
   if (!more) return all;
-  // Only a parser that stopped at a record boundary leaves rows behind.
+  // One call reads everything; the loop only guards against a reader that returns less.
   Batch next;
   while (true) {
     ASSIGN_OR_RETURN(more, reader.Next(kAll, &next));

@@ -59,6 +59,7 @@ bool AppendVarints(std::string_view packed, std::vector<std::uint64_t>* out) {
 }
 
 bool AppendPackedValues(std::string_view packed, ElementType type, std::vector<float>* out) {
+  if (packed.empty()) return true;
   std::size_t old = out->size();
   switch (type) {
     case ElementType::kFloat32:

@@ -27,9 +27,9 @@ class RowParser {
   // `out` was just cleared for a new batch: set `sparse`, `cols` (and row_offsets = {0} when
   // sparse) from what the stream has established so far.
   virtual void BeginBatch(Batch* out) = 0;
-  // Appends rows parsed from `window` to `out` until `out->rows` reaches `max_rows` or the
-  // input ends. Returns true when the input is exhausted. May stop early (returning false) when
-  // the next record holds more rows than fit; the reader then ends the batch there.
+  // Appends rows parsed from `window` to `out` until `out->rows` reaches `max_rows` (returns
+  // false) or the input ends (returns true). Rows of a record that did not fit are kept for
+  // the next batch.
   virtual Result<bool> Parse(ByteWindow& window, std::size_t max_rows, Batch* out) = 0;
 };
 
@@ -70,7 +70,8 @@ Result<bool> ForEachLine(ByteWindow& window, std::size_t max_rows, RowCount&& ro
   return false;
 }
 
-// Appends rows [begin, end) of `src` to `out`; both must agree on `sparse`.
+// Appends rows [begin, end) of `src` to `out`. An empty `out` takes `src`'s layout; a dense
+// `out` becomes sparse when `src` is; dense rows join a sparse `out` as explicit values.
 void AppendRows(const Batch& src, std::size_t begin, std::size_t end, Batch* out);
 // Turns a dense batch into CSR holding every value (explicit zeros included).
 void ConvertToSparse(Batch* batch);
