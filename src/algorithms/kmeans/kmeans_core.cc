@@ -49,7 +49,7 @@ bool Parallel(std::size_t blocks) { return blocks > 1; }
 // by J centers keeps R * J accumulators in registers; per step it loads R row packets and J
 // center packets for R * J fused multiply-adds. R = 2, J = 4 fits AVX2's 16 registers.
 using Packet = Eigen::internal::packet_traits<float>::type;
-constexpr std::size_t kLanes = Eigen::internal::unpacket_traits<Packet>::size;
+constexpr std::size_t kLanes = sizeof(Packet) / sizeof(float);
 constexpr int kTileRows = 2;
 constexpr int kTileCenters = 4;
 
