@@ -100,8 +100,7 @@ void StoreTile(const float* acc, float* out, std::size_t ld, std::size_t row0, s
 // sum and sum of squares to `sums` / `squares` when given.
 template <std::size_t W>
 void PackColumns(const float* src, std::size_t ld, std::size_t depth, std::size_t cols,
-                 std::size_t panel, const float* shift, float* out, double* sums,
-                 double* squares) {
+                 std::size_t panel, const float* shift, float* out, double* sums, double* squares) {
   const std::size_t col0 = panel * W;
   const std::size_t valid = std::min(W, cols - col0);
   float offset[W] = {};
@@ -142,7 +141,6 @@ void PackRows(const float* src, std::size_t dim, std::size_t n, std::size_t pane
     for (std::size_t r = 0; r < kRows; ++r) dst[r] = r < valid ? rows[r][k] - shift[k] : 0.0f;
   }
 }
-
 
 // Adds one packed chunk's tiles of row panel `panel` of G, on and below the diagonal.
 void GramTiles(const float* left, const float* right, std::size_t depth, std::size_t dim,
@@ -206,7 +204,7 @@ void GramAccumulator::Add(const float* rows, std::size_t n) {
   const std::size_t right_panels = Panels(dim_, kCols);
   const std::size_t chunks = Panels(n, kChunk);
   if (!shared_) {
-#pragma omp parallel num_threads(static_cast<int>(threads_.size()))
+#pragma omp parallel num_threads(static_cast <int>(threads_.size()))
     {
       std::size_t thread = 0, team = 1;
 #ifdef _OPENMP
@@ -301,7 +299,7 @@ void GramTimesAccumulator::Add(const float* rows, std::size_t n) {
   const std::size_t feature_panels = Panels(dim_, kRows);
   const std::size_t width_panels = Panels(width_, kCols);
   const std::size_t chunks = Panels(n, kChunk);
-#pragma omp parallel num_threads(static_cast<int>(threads_.size()))
+#pragma omp parallel num_threads(static_cast <int>(threads_.size()))
   {
     std::size_t thread = 0, team = 1;
 #ifdef _OPENMP

@@ -67,7 +67,8 @@ Result<NamedArray> DecodeArray(Reader& in, std::size_t index) {
   std::uint64_t count = 1;
   for (std::uint32_t i = 0; i < ndim; ++i) {
     ASSIGN_OR_RETURN(std::int64_t dim, in.Get<std::int64_t>("the shape"));
-    if (dim < 0 || (dim > 0 && count > (std::uint64_t{1} << 40) / static_cast<std::uint64_t>(dim))) {
+    if (dim < 0 ||
+        (dim > 0 && count > (std::uint64_t{1} << 40) / static_cast<std::uint64_t>(dim))) {
       return InvalidArgument(fmt::format("NDArray {} has dimension {}", index, dim));
     }
     array.shape.push_back(dim);
@@ -139,8 +140,7 @@ Result<std::vector<NamedArray>> DecodeNDArrayList(std::string_view bytes) {
   }
   ASSIGN_OR_RETURN(std::uint64_t names, in.Get<std::uint64_t>("the name count"));
   if (names != 0 && names != count) {
-    return InvalidArgument(
-        fmt::format("NDArray file holds {} arrays but {} names", count, names));
+    return InvalidArgument(fmt::format("NDArray file holds {} arrays but {} names", count, names));
   }
   for (std::uint64_t i = 0; i < names; ++i) {
     ASSIGN_OR_RETURN(std::uint64_t length, in.Get<std::uint64_t>("a name"));

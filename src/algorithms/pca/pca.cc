@@ -33,7 +33,10 @@ class ChannelRows : public RowBlocks {
  public:
   ChannelRows(const TrainingContext& ctx, const ChannelInfo& channel, std::size_t dim,
               std::size_t batch_rows, std::size_t cache_budget)
-      : ctx_(ctx), channel_(channel), dim_(dim), batch_rows_(batch_rows),
+      : ctx_(ctx),
+        channel_(channel),
+        dim_(dim),
+        batch_rows_(batch_rows),
         cache_budget_(cache_budget) {}
 
   std::size_t dim() const override { return dim_; }
@@ -107,9 +110,9 @@ class ChannelRows : public RowBlocks {
     for (std::size_t r = 0; r < batch.rows; ++r) {
       for (std::uint64_t p = batch.row_offsets[r]; p < batch.row_offsets[r + 1]; ++p) {
         if (batch.indices[p] >= dim_) {
-          return InvalidArgument(fmt::format(
-              "{} channel: a row has feature index {}, but feature_dim is {}", channel_.name,
-              batch.indices[p], dim_));
+          return InvalidArgument(
+              fmt::format("{} channel: a row has feature index {}, but feature_dim is {}",
+                          channel_.name, batch.indices[p], dim_));
         }
         (*densified)[r * dim_ + batch.indices[p]] = batch.values[p];
       }
@@ -143,9 +146,8 @@ class PcaModel : public Model {
   // `components`: feature_dim × k, columns in served order; `mean` empty or feature_dim.
   PcaModel(Eigen::MatrixXf components, Eigen::VectorXf mean)
       : components_(std::move(components)), mean_(std::move(mean)) {
-    mean_projection_ = mean_.size() > 0
-                           ? Eigen::RowVectorXf(mean_.transpose() * components_)
-                           : Eigen::RowVectorXf::Zero(components_.cols());
+    mean_projection_ = mean_.size() > 0 ? Eigen::RowVectorXf(mean_.transpose() * components_)
+                                        : Eigen::RowVectorXf::Zero(components_.cols());
   }
 
   std::size_t feature_dim() const override { return components_.rows(); }
@@ -183,9 +185,9 @@ class PcaModel : public Model {
         projection = -mean_projection_;
         for (std::uint64_t p = rows.row_offsets[r]; p < rows.row_offsets[r + 1]; ++p) {
           if (rows.indices[p] >= dim) {
-            return InvalidArgument(fmt::format(
-                "a row has feature index {}; this PCA model expects {} features",
-                rows.indices[p], dim));
+            return InvalidArgument(
+                fmt::format("a row has feature index {}; this PCA model expects {} features",
+                            rows.indices[p], dim));
           }
           projection += rows.values[p] * components_.row(rows.indices[p]);
         }
@@ -218,11 +220,10 @@ Result<PcaOptions> OptionsFrom(const Hyperparameters& hps) {
   PcaOptions options;
   options.num_components = static_cast<std::size_t>(k);
   options.subtract_mean = hps.Bool("subtract_mean");
-  options.mode =
-      hps.String("algorithm_mode") == "randomized" ? Mode::kRandomized : Mode::kRegular;
+  options.mode = hps.String("algorithm_mode") == "randomized" ? Mode::kRandomized : Mode::kRegular;
   const std::int64_t extra = hps.Int("extra_components");
-  options.sketch_width = static_cast<std::size_t>(k + (extra < 0 ? std::max<std::int64_t>(10, k)
-                                                                  : extra));
+  options.sketch_width =
+      static_cast<std::size_t>(k + (extra < 0 ? std::max<std::int64_t>(10, k) : extra));
   return options;
 }
 
@@ -288,17 +289,15 @@ class PcaAlgorithmImpl : public Algorithm {
     const std::size_t dim = static_cast<std::size_t>(hps.Int("feature_dim"));
     const std::size_t batch_rows = static_cast<std::size_t>(hps.Int("mini_batch_size"));
     const bool randomized = options.mode == Mode::kRandomized;
-    ctx.Log(fmt::format(
-        "PCA: {} mode, {} components of {} features, subtract_mean={}{}",
-        randomized ? "randomized" : "regular", options.num_components, dim,
-        options.subtract_mean ? "true" : "false",
-        randomized ? fmt::format(", sketch width {}, {} data passes", options.sketch_width,
-                                 options.passes)
-                   : ""));
+    ctx.Log(fmt::format("PCA: {} mode, {} components of {} features, subtract_mean={}{}",
+                        randomized ? "randomized" : "regular", options.num_components, dim,
+                        options.subtract_mean ? "true" : "false",
+                        randomized ? fmt::format(", sketch width {}, {} data passes",
+                                                 options.sketch_width, options.passes)
+                                   : ""));
 
     const auto start = std::chrono::steady_clock::now();
-    ChannelRows rows(ctx, train->second, dim, batch_rows,
-                     randomized ? AvailableMemory() / 2 : 0);
+    ChannelRows rows(ctx, train->second, dim, batch_rows, randomized ? AvailableMemory() / 2 : 0);
     ASSIGN_OR_RETURN(PcaFit fit, FitPca(rows, options));
     // Reading and fitting interleave (regular mode streams): the fit is the rest.
     ctx.LogPhase("read", rows.read_seconds());
@@ -309,10 +308,10 @@ class PcaAlgorithmImpl : public Algorithm {
     double cumulative = 0;
     for (Eigen::Index j = 0; j < ratio.size(); ++j) {
       cumulative += ratio(j);
-      ctx.Log(fmt::format(
-          "PCA: component {}: singular value {:.9g}, explained variance ratio {:.9f} "
-          "(cumulative {:.9f})",
-          j + 1, std::sqrt(fit.eigenvalues(j)), ratio(j), cumulative));
+      ctx.Log(
+          fmt::format("PCA: component {}: singular value {:.9g}, explained variance ratio {:.9f} "
+                      "(cumulative {:.9f})",
+                      j + 1, std::sqrt(fit.eigenvalues(j)), ratio(j), cumulative));
     }
     ctx.Log(fmt::format("train: explained variance ratio of {} components: {:.9f}", ratio.size(),
                         cumulative));
@@ -321,8 +320,8 @@ class PcaAlgorithmImpl : public Algorithm {
       const auto evaluate_start = std::chrono::steady_clock::now();
       ChannelRows test_rows(ctx, test->second, dim, batch_rows, 0);
       ASSIGN_OR_RETURN(double kept, HeldOutExplainedVariance(test_rows, fit));
-      ctx.Log(fmt::format("test: explained variance ratio of {} components: {:.9f}",
-                          ratio.size(), kept));
+      ctx.Log(fmt::format("test: explained variance ratio of {} components: {:.9f}", ratio.size(),
+                          kept));
       ctx.LogPhase("evaluate", SecondsSince(evaluate_start));
     }
     const auto write_start = std::chrono::steady_clock::now();
@@ -395,8 +394,8 @@ Result<std::unique_ptr<Model>> LoadModel(const fs::path& model_dir) {
   Eigen::VectorXf mean;
   if (const NamedArray* m = Find(*arrays, "mean")) {
     if (static_cast<Eigen::Index>(m->values.size()) != dim) {
-      return InvalidArgument(fmt::format("{}: 'mean' has {} values for {} features",
-                                         path.string(), m->values.size(), dim));
+      return InvalidArgument(fmt::format("{}: 'mean' has {} values for {} features", path.string(),
+                                         m->values.size(), dim));
     }
     mean = Eigen::Map<const Eigen::VectorXf>(m->values.data(), dim);
   }

@@ -7,11 +7,11 @@
 //           text/csv follows SageMaker's rule: the first column is a label and is dropped
 //           unless the ContentType says `label_size=0`; a channel without a ContentType is
 //           RecordIO-protobuf (the sagemaker SDK's record_set()).
-//   model   `model_algo-1` (model_<host>), an MXNet NDArray list as SageMaker writes it: `s` (num_components
-//           singular values of the centred data), `v` (feature_dim × num_components
-//           components) and, with subtract_mean, `mean` (1 × feature_dim). Components come in
-//           SageMaker's order, smallest variance first: the last column is the first principal
-//           component.
+//   model   `model_algo-1` (model_<host>), an MXNet NDArray list as SageMaker writes it:
+//           `s` (num_components singular values of the centred data), `v` (feature_dim ×
+//           num_components components) and, with subtract_mean, `mean` (1 × feature_dim).
+//           Components come in SageMaker's order, smallest variance first: the last column is
+//           the first principal component.
 //   serve   {"projections":[{"projection":[...]}]}: (x − mean)·v per row, same order as `v`.
 //
 // Thread safety: the Algorithm is immutable; a loaded model allows concurrent Predict calls.

@@ -5,14 +5,14 @@
 //
 // Prints the median wall time of each mode and its explained variance ratio (the sum over
 // the components, and the largest per-component gap from regular mode).
-#include <zlib.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
+
+#include <zlib.h>
 
 #include "algorithms/pca/block_products.h"
 #include "algorithms/pca/pca_solver.h"
@@ -68,9 +68,10 @@ int main(int argc, char** argv) {
   // Regular mode's two phases on their own: the scatter matrix, then its top eigenpairs.
   {
     const auto start = std::chrono::steady_clock::now();
-    hearth::algorithms::pca::GramAccumulator gram(dim, std::vector<float>(rows.begin(),
-                                                                          rows.begin() + dim));
-    for (std::size_t r = 0; r < n; r += 4096) gram.Add(&rows[r * dim], std::min<std::size_t>(4096, n - r));
+    hearth::algorithms::pca::GramAccumulator gram(
+        dim, std::vector<float>(rows.begin(), rows.begin() + dim));
+    for (std::size_t r = 0; r < n; r += 4096)
+      gram.Add(&rows[r * dim], std::min<std::size_t>(4096, n - r));
     std::vector<double> g, sums;
     gram.Finish(&g, &sums);
     const auto middle = std::chrono::steady_clock::now();
@@ -110,10 +111,11 @@ int main(int argc, char** argv) {
     std::sort(seconds.begin(), seconds.end());
     const Eigen::VectorXd ratio = fit.ExplainedVarianceRatio();
     if (mode == Mode::kRegular) regular_ratio = ratio;
-    std::printf("%-10s median %.3f s (min %.3f, max %.3f)  EVR sum %.6f  max |EVR - regular| %.2e\n",
-                mode == Mode::kRegular ? "regular" : "randomized", seconds[seconds.size() / 2],
-                seconds.front(), seconds.back(), ratio.sum(),
-                (ratio - regular_ratio).cwiseAbs().maxCoeff());
+    std::printf(
+        "%-10s median %.3f s (min %.3f, max %.3f)  EVR sum %.6f  max |EVR - regular| %.2e\n",
+        mode == Mode::kRegular ? "regular" : "randomized", seconds[seconds.size() / 2],
+        seconds.front(), seconds.back(), ratio.sum(),
+        (ratio - regular_ratio).cwiseAbs().maxCoeff());
   }
   return 0;
 }

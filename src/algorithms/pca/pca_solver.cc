@@ -80,9 +80,10 @@ std::vector<float> ColumnMeans(const float* rows, std::size_t n, std::size_t dim
 }
 
 // Runs `work` on one thread of an active two-thread OpenMP team, which keeps Eigen's GEMM
-// from starting threads of its own (it checks omp_get_num_threads()). The Krylov and
-// Rayleigh–Ritz products are too small to gain from a second thread, and Eigen's threads
-// busy-wait on each other: on a loaded 2-core host that made them 20× slower.
+// from starting threads of its own (it checks omp_get_num_threads()): Eigen's threads
+// busy-wait on each other, which made the Krylov and Rayleigh–Ritz products 20× slower on a
+// loaded 2-core host (and splitting them over two threads ourselves, as OpenMP tasks, made them
+// slower still there).
 template <typename Work>
 void WithoutEigenThreads(Work&& work) {
 #ifdef _OPENMP
@@ -96,18 +97,6 @@ void WithoutEigenThreads(Work&& work) {
   }
 #endif
   work();
-}
-
-// Calls work(first, count) on two halves of [0, cols), one as an OpenMP task: inside
-// WithoutEigenThreads the team's idle thread takes it. For products whose columns are
-// independent; elsewhere the task runs at once.
-template <typename Work>
-void SplitColumns(Index cols, Work&& work) {
-  const Index half = cols / 2;
-#pragma omp task default(shared) if (half > 0)
-  work(Index{0}, half);
-  work(half, cols - half);
-#pragma omp taskwait
 }
 
 MatrixXd Gaussian(Index rows, Index cols, std::mt19937_64& rng) {
@@ -126,12 +115,9 @@ MatrixXd Gaussian(Index rows, Index cols, std::mt19937_64& rng) {
 Index AppendOrthonormal(MatrixXd* basis, Index* size, MatrixXd block, std::mt19937_64& rng) {
   const Index dim = basis->rows();
   const VectorXd original = block.colwise().norm();
-  if (*size > 0) {
+  for (int round = 0; round < 2 && *size > 0; ++round) {
     const auto old = basis->leftCols(*size);
-    SplitColumns(block.cols(), [&](Index first, Index count) {
-      auto part = block.middleCols(first, count);
-      for (int round = 0; round < 2; ++round) part -= old * (old.transpose() * part);
-    });
+    block -= old * (old.transpose() * block);
   }
   Index added = 0;
   for (Index j = 0; j < block.cols() && *size + added < dim; ++j) {
@@ -316,12 +302,12 @@ int Threads() {
 Status TooFewRows(std::size_t rows, const PcaOptions& options) {
   const std::size_t needed = options.subtract_mean ? 2 : 1;
   if (rows >= needed) return Status::Ok();
-  return InvalidArgument(fmt::format(
-      "the train channel holds {} row(s); PCA needs at least {}{}", rows, needed,
-      options.subtract_mean ? " with subtract_mean=true" : ""));
+  return InvalidArgument(fmt::format("the train channel holds {} row(s); PCA needs at least {}{}",
+                                     rows, needed,
+                                     options.subtract_mean ? " with subtract_mean=true" : ""));
 }
 
-// Block Krylov with Rayleigh–Ritz, or the dense solver below 256 dimensions or for many
+// Block Krylov with Rayleigh–Ritz, or the tridiagonal route below 256 dimensions or for many
 // components.
 Eigenpairs KrylovTopEigenpairs(const MatrixXd& s, std::size_t k, std::uint64_t seed) {
   const Index dim = s.rows();
@@ -332,7 +318,7 @@ Eigenpairs KrylovTopEigenpairs(const MatrixXd& s, std::size_t k, std::uint64_t s
   if (dim <= 256 || 16 * want >= dim) return SymmetricTopEigenpairs(s, k, rng);
 
   const Index block = std::clamp<Index>(want / 2, 8, 32);
-  const Index capacity = dim / 2;  // past this, the dense solver is cheaper
+  const Index capacity = dim / 2;  // past this, the tridiagonal route is cheaper
   MatrixXd basis(dim, capacity), image(dim, capacity), projected(capacity, capacity);
   Index size = 0, applied = 0;
   AppendOrthonormal(&basis, &size, Gaussian(dim, block, rng), rng);
@@ -340,9 +326,7 @@ Eigenpairs KrylovTopEigenpairs(const MatrixXd& s, std::size_t k, std::uint64_t s
   Index next_check = 2 * want;
   while (true) {
     const Index begin = applied, cols = size - applied;
-    SplitColumns(cols, [&](Index first, Index count) {
-      image.middleCols(begin + first, count).noalias() = s * basis.middleCols(begin + first, count);
-    });
+    image.middleCols(begin, cols).noalias() = s * basis.middleCols(begin, cols);
     projected.block(0, begin, size, cols).noalias() =
         basis.leftCols(size).transpose() * image.middleCols(begin, cols);
     projected.block(begin, 0, cols, begin) = projected.block(0, begin, begin, cols).transpose();
@@ -351,14 +335,12 @@ Eigenpairs KrylovTopEigenpairs(const MatrixXd& s, std::size_t k, std::uint64_t s
     // Checks cost O(size³): space them geometrically.
     if (size >= next_check) {
       next_check = size + size / 4;
-      const MatrixXd m =
-          0.5 * (projected.topLeftCorner(size, size) +
-                 projected.topLeftCorner(size, size).transpose());
+      const MatrixXd m = 0.5 * (projected.topLeftCorner(size, size) +
+                                projected.topLeftCorner(size, size).transpose());
       // Ritz values settle long before the vectors; check residuals only once they have.
       Eigen::SelfAdjointEigenSolver<MatrixXd> values(m, Eigen::EigenvaluesOnly);
       const VectorXd theta = values.eigenvalues().tail(want).reverse();
-      if (previous.size() == want &&
-          (theta - previous).cwiseAbs().maxCoeff() <= 1e-11 * theta(0)) {
+      if (previous.size() == want && (theta - previous).cwiseAbs().maxCoeff() <= 1e-11 * theta(0)) {
         MatrixXd y;
         Eigenpairs ritz = RayleighRitz(basis.leftCols(size), image.leftCols(size), k, rng, &y);
         // ‖S·u − θ·u‖ for each Ritz pair, with S·u from the stored image.
@@ -384,10 +366,10 @@ Result<PcaFit> FitRegular(RowBlocks& source, const PcaOptions& options) {
   const std::size_t bytes = dim * dim * sizeof(double) * (Threads() + 3);
   const std::size_t available = AvailableMemory();
   if (available > 0 && bytes > available) {
-    return ResourceExhausted(fmt::format(
-        "algorithm_mode=regular needs about {} MB for the {}×{} covariance matrix of "
-        "feature_dim={}, more than the {} MB available; use algorithm_mode=randomized",
-        bytes >> 20, dim, dim, dim, available >> 20));
+    return ResourceExhausted(
+        fmt::format("algorithm_mode=regular needs about {} MB for the {}×{} covariance matrix of "
+                    "feature_dim={}, more than the {} MB available; use algorithm_mode=randomized",
+                    bytes >> 20, dim, dim, dim, available >> 20));
   }
   std::unique_ptr<GramAccumulator> gram;
   std::vector<float> shift;
@@ -431,11 +413,10 @@ Result<PcaFit> FitRegular(RowBlocks& source, const PcaOptions& options) {
   return fit;
 }
 
-
 Result<PcaFit> FitRandomized(RowBlocks& source, const PcaOptions& options) {
   const std::size_t dim = source.dim();
-  const Index width = static_cast<Index>(
-      std::min(std::max(options.sketch_width, options.num_components), dim));
+  const Index width =
+      static_cast<Index>(std::min(std::max(options.sketch_width, options.num_components), dim));
   const int passes = std::max(options.passes, 1);
   std::mt19937_64 rng(options.seed);
   MatrixXd basis(dim, width * passes), image(dim, width * passes);
@@ -489,12 +470,13 @@ Result<PcaFit> FitRandomized(RowBlocks& source, const PcaOptions& options) {
         for (std::size_t j = 0; j < dim; ++j) fit.mean[j] = shift[j] + delta(j);
       }
     }
-    MatrixXd block = Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic,
-                                                    Eigen::RowMajor>>(z.data(), dim, cols);
+    MatrixXd block =
+        Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
+            z.data(), dim, cols);
     if (options.subtract_mean) {
       // Xcᵀ Xc q = Xsᵀ Xs q − n·δ(δᵀq)
-      block.noalias() -= (static_cast<double>(rows) * delta) *
-                         (delta.transpose() * basis.middleCols(begin, cols));
+      block.noalias() -=
+          (static_cast<double>(rows) * delta) * (delta.transpose() * basis.middleCols(begin, cols));
     }
     image.middleCols(begin, cols) = block;
     applied = size;
@@ -504,8 +486,8 @@ Result<PcaFit> FitRandomized(RowBlocks& source, const PcaOptions& options) {
   }
   Eigenpairs top;
   WithoutEigenThreads([&] {
-    top = RayleighRitz(basis.leftCols(applied), image.leftCols(applied), options.num_components,
-                       rng);
+    top =
+        RayleighRitz(basis.leftCols(applied), image.leftCols(applied), options.num_components, rng);
   });
   fit.rows = rows;
   fit.eigenvalues = top.values.cwiseMax(0.0);
@@ -566,8 +548,8 @@ Result<PcaFit> FitPca(RowBlocks& rows, const PcaOptions& options) {
     return InvalidArgument(fmt::format("num_components ({}) must be between 1 and feature_dim ({})",
                                        options.num_components, dim));
   }
-  Result<PcaFit> fit = options.mode == Mode::kRegular ? FitRegular(rows, options)
-                                                      : FitRandomized(rows, options);
+  Result<PcaFit> fit =
+      options.mode == Mode::kRegular ? FitRegular(rows, options) : FitRandomized(rows, options);
   if (fit.ok()) FixSigns(&fit->components);
   return fit;
 }
@@ -575,16 +557,16 @@ Result<PcaFit> FitPca(RowBlocks& rows, const PcaOptions& options) {
 Result<double> HeldOutExplainedVariance(RowBlocks& rows, const PcaFit& fit) {
   const std::size_t dim = rows.dim();
   if (static_cast<Index>(dim) != fit.components.rows()) {
-    return InvalidArgument(fmt::format("rows have {} features, the components {}", dim,
-                                       fit.components.rows()));
+    return InvalidArgument(
+        fmt::format("rows have {} features, the components {}", dim, fit.components.rows()));
   }
   VectorXd mean = VectorXd::Zero(dim);
   for (std::size_t j = 0; j < fit.mean.size(); ++j) mean(j) = fit.mean[j];
   double kept = 0, total = 0;
   RETURN_IF_ERROR(rows.ForEachBlock(0, [&](const float* block, std::size_t n) {
     WithoutEigenThreads([&] {
-      const MatrixXd centred = Eigen::Map<const RowMajorF>(block, n, dim).cast<double>().rowwise() -
-                               mean.transpose();
+      const MatrixXd centred =
+          Eigen::Map<const RowMajorF>(block, n, dim).cast<double>().rowwise() - mean.transpose();
       kept += (centred * fit.components).squaredNorm();
       total += centred.squaredNorm();
     });

@@ -69,10 +69,10 @@ class MatrixRowBlocks : public RowBlocks {
 
 struct PcaFit {
   std::size_t rows = 0;
-  std::vector<double> mean;         // dim entries; empty without subtract_mean
-  Eigen::VectorXd eigenvalues;      // of S, largest first
-  Eigen::MatrixXd components;       // dim × num_components; column j belongs to eigenvalues[j]
-  double total_variance = 0;        // trace(S)
+  std::vector<double> mean;     // dim entries; empty without subtract_mean
+  Eigen::VectorXd eigenvalues;  // of S, largest first
+  Eigen::MatrixXd components;   // dim × num_components; column j belongs to eigenvalues[j]
+  double total_variance = 0;    // trace(S)
 
   Eigen::VectorXd ExplainedVarianceRatio() const;
 };

@@ -129,8 +129,7 @@ TEST(GramTimesAccumulatorTest, MatchesFloat64Product) {
 }
 
 TEST(NDArrayFileTest, WritesMxnetLayoutAndReadsItBack) {
-  const std::vector<NamedArray> arrays = {{"s", {2}, {1.5f, 2.5f}},
-                                          {"v", {2, 1}, {0.25f, -1.0f}}};
+  const std::vector<NamedArray> arrays = {{"s", {2}, {1.5f, 2.5f}}, {"v", {2, 1}, {0.25f, -1.0f}}};
   const std::string bytes = EncodeNDArrayList(arrays);
   // Header, count, then the first array's v2 magic, dense storage and 1-d shape [2].
   std::uint64_t magic, count;
@@ -187,7 +186,8 @@ TEST(PcaSolverTest, RegularRecoversKnownAxesAndExactSpectrum) {
     EXPECT_GT(AbsCosine(fit.components.col(j), data.axes.col(j)), 0.995);
   }
   EXPECT_NEAR(fit.total_variance, exact.total, 1e-5 * exact.total);
-  for (int j = 0; j < 5; ++j) EXPECT_NEAR(fit.mean[j], data.rows.col(j).cast<double>().mean(), 1e-4);
+  for (int j = 0; j < 5; ++j)
+    EXPECT_NEAR(fit.mean[j], data.rows.col(j).cast<double>().mean(), 1e-4);
   // Sign convention: largest-magnitude entry positive.
   for (int j = 0; j < 3; ++j) {
     Eigen::Index arg;
@@ -429,8 +429,7 @@ class PcaTrainTest : public PcaModelTest {
     std::ofstream(dir_ / "input" / "config" / "hyperparameters.json") << hyperparameters;
     std::ofstream(dir_ / "input" / "config" / "inputdataconfig.json") << input_config;
   }
-  void WriteChannel(const std::string& channel, const std::string& name,
-                    const std::string& bytes) {
+  void WriteChannel(const std::string& channel, const std::string& name, const std::string& bytes) {
     fs::create_directories(dir_ / "input" / "data" / channel);
     std::ofstream(dir_ / "input" / "data" / channel / name, std::ios::binary) << bytes;
   }
@@ -460,16 +459,17 @@ TEST_F(PcaTrainTest, DescribesItselfAsSageMakersPca) {
   EXPECT_EQ(algorithm.name(), "pca");
   EXPECT_EQ(algorithm.repositories(), std::vector<std::string>{"pca"});
   EXPECT_TRUE(algorithm.metric_definitions().empty());
-  auto hps = Hyperparameters::Parse(algorithm.hyperparameter_specs(),
-                                    {{"feature_dim", "4"}, {"mini_batch_size", "10"},
-                                     {"num_components", "2"}});
+  auto hps = Hyperparameters::Parse(
+      algorithm.hyperparameter_specs(),
+      {{"feature_dim", "4"}, {"mini_batch_size", "10"}, {"num_components", "2"}});
   ASSERT_TRUE(hps.ok());
   EXPECT_EQ(hps->String("algorithm_mode"), "regular");
   EXPECT_TRUE(hps->Bool("subtract_mean"));
   EXPECT_EQ(hps->Int("extra_components"), -1);
-  auto bad = Hyperparameters::Parse(algorithm.hyperparameter_specs(),
-                                    {{"feature_dim", "4"}, {"mini_batch_size", "10"},
-                                     {"num_components", "2"}, {"algorithm_mode", "fast"}});
+  auto bad = Hyperparameters::Parse(algorithm.hyperparameter_specs(), {{"feature_dim", "4"},
+                                                                       {"mini_batch_size", "10"},
+                                                                       {"num_components", "2"},
+                                                                       {"algorithm_mode", "fast"}});
   EXPECT_NE(bad.status().message().find("algorithm_mode"), std::string::npos);
 }
 

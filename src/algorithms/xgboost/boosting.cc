@@ -1,12 +1,12 @@
 #include "algorithms/xgboost/boosting.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
-#include <set>
 
 #include "fmt/format.h"
 

@@ -1,14 +1,12 @@
 #include "algorithms/xgboost/flat_forest.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <deque>
 #include <limits>
-#include <map>
 #include <tuple>
+#include <type_traits>
 
 #include "fmt/format.h"
 #include "simdjson.h"
@@ -225,6 +223,8 @@ Result<FlatForest> FlatForest::FromJson(std::string_view model_json, int iterati
   } catch (const simdjson::simdjson_error& e) {
     return InvalidArgument(fmt::format("cannot read the XGBoost model JSON: {}", e.what()));
   }
+  // A leaf reads row[0] while other lanes of its group descend: a row has at least one value.
+  forest.num_features_ = std::max<std::size_t>(forest.num_features_, 1);
   return forest;
 }
 

@@ -145,7 +145,7 @@ class XGBoost final : public Algorithm {
     }
 
     const int nthread = ctx.num_cpus();
-    ctx.Log(fmt::format("XGBoost {}, {} threads", xgb::LibraryVersion(), nthread));
+    ctx.Log(fmt::format("XGBoost {} on {} cores", xgb::LibraryVersion(), nthread));
     auto started = std::chrono::steady_clock::now();
     auto seconds_since = [](std::chrono::steady_clock::time_point t) {
       return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();

@@ -1,11 +1,11 @@
 #include "algorithms/xgboost/xgboost_api.h"
 
-#include <xgboost/c_api.h>
-
 #include <cctype>
 #include <cmath>
 #include <limits>
 #include <type_traits>
+
+#include <xgboost/c_api.h>
 
 #include "fmt/format.h"
 

@@ -1,10 +1,10 @@
 #include "algorithms/xgboost/xgboost_model.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <limits>
+
+#include <omp.h>
 
 #include "fmt/format.h"
 

@@ -1,4 +1,3 @@
-#include <gtest/gtest.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -16,11 +15,11 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
 #include <xgboost/c_api.h>
 
 #include "algorithms/training_context.h"
 #include "algorithms/xgboost/boosting.h"
-#include "algorithms/xgboost/flat_forest.h"
 #include "algorithms/xgboost/xgboost_algorithm.h"
 #include "algorithms/xgboost/xgboost_api.h"
 #include "algorithms/xgboost/xgboost_model.h"
