@@ -10,7 +10,7 @@ namespace {
 
 double Softplus(double z) { return z > 0 ? z + std::log1p(std::exp(-z)) : std::log1p(std::exp(z)); }
 
-double Sigmoid(double z) { return 1.0 / (1.0 + std::exp(-z)); }
+float Sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
 
 double FBeta(double precision, double recall, double beta) {
   const double b2 = beta * beta;
@@ -79,6 +79,20 @@ MetricAccumulator::MetricAccumulator(const Options& options, LossParams params)
 
 void MetricAccumulator::Add(const float* z, const float* labels, std::size_t rows) {
   const int k_out = params_.outputs;
+  if (options_.predictor_type == PredictorType::kBinaryClassifier &&
+      params_.loss == Loss::kLogistic) {
+    // The common case, kept cheap (model selection scores every model on a sample): one
+    // exponential gives both the loss and the probability.
+    for (std::size_t r = 0; r < rows; ++r) {
+      const float zr = z[r];
+      const float e = std::exp(-std::abs(zr));
+      loss_sum_ += std::log1p(e) + std::max(zr, 0.0f) - labels[r] * zr;
+      binary_scores_.push_back(zr >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e));
+      binary_labels_.push_back(labels[r]);
+    }
+    rows_ += rows;
+    return;
+  }
   for (std::size_t r = 0; r < rows; ++r) {
     const float* zr = z + r * k_out;
     const float y = labels[r];
@@ -93,8 +107,7 @@ void MetricAccumulator::Add(const float* z, const float* labels, std::size_t row
         break;
       }
       case PredictorType::kBinaryClassifier:
-        binary_scores_.push_back(params_.loss == Loss::kLogistic ? static_cast<float>(Sigmoid(zr[0]))
-                                                                 : zr[0]);
+        binary_scores_.push_back(params_.loss == Loss::kLogistic ? Sigmoid(zr[0]) : zr[0]);
         binary_labels_.push_back(y);
         break;
       case PredictorType::kMulticlassClassifier: {
@@ -212,10 +225,6 @@ ThresholdChoice TuneThreshold(std::span<const float> scores, std::span<const flo
     return {default_threshold, correct / n};
   }
 
-  std::vector<std::uint32_t> order(n);
-  std::iota(order.begin(), order.end(), 0u);
-  std::sort(order.begin(), order.end(), [&](auto a, auto b) { return scores[a] > scores[b]; });
-
   auto value_of = [&](double tp, double fp) {
     const double fn = positives - tp;
     const double precision = tp + fp > 0 ? tp / (tp + fp) : 1.0;
@@ -235,44 +244,47 @@ ThresholdChoice TuneThreshold(std::span<const float> scores, std::span<const flo
     }
   };
 
-  // Candidate c predicts positive the c highest distinct scores' rows; its threshold lies
-  // between the c-th and (c+1)-th distinct scores.
-  std::vector<float> cut_scores;  // distinct scores, descending
-  std::vector<double> values;
-  cut_scores.reserve(1024);
-  values.push_back(value_of(0, 0));  // nothing positive
+  // A histogram of 2^16 bins over [lowest, highest] score stands in for a sort: O(n), and
+  // finer than any threshold a calibration sample can tell apart. Candidate c (c = 0 … bins)
+  // predicts positive the rows in the c highest bins; runs of candidates across empty bins
+  // carry equal values, so taking the middle of the best run puts the threshold halfway
+  // between the scores on either side.
+  constexpr std::size_t kBins = std::size_t{1} << 16;
+  const auto [lowest_it, highest_it] = std::minmax_element(scores.begin(), scores.end());
+  const float lowest = *lowest_it, highest = *highest_it;
+  const double width = (double(highest) - lowest) / kBins;
+  std::vector<std::uint32_t> positive_in(kBins, 0), negative_in(kBins, 0);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t bin =
+        width > 0 ? std::min(kBins - 1, static_cast<std::size_t>((scores[i] - lowest) / width))
+                  : kBins - 1;
+    (labels[i] > 0.5f ? positive_in : negative_in)[bin] += 1;
+  }
+  std::vector<double> values(kBins + 1);
   double tp = 0, fp = 0;
-  for (std::size_t i = 0; i < n;) {
-    const float s = scores[order[i]];
-    while (i < n && scores[order[i]] == s) {
-      (labels[order[i]] > 0.5f ? tp : fp) += 1;
-      ++i;
-    }
-    cut_scores.push_back(s);
-    values.push_back(value_of(tp, fp));
+  values[0] = value_of(0, 0);  // nothing positive
+  for (std::size_t c = 1; c <= kBins; ++c) {
+    tp += positive_in[kBins - c];
+    fp += negative_in[kBins - c];
+    values[c] = value_of(tp, fp);
   }
   const std::size_t best = std::max_element(values.begin(), values.end()) - values.begin();
   std::size_t last = best;
   while (last + 1 < values.size() && values[last + 1] == values[best]) ++last;
   const std::size_t pick = (best + last) / 2;
-
-  auto threshold_of = [&](std::size_t c) -> float {
-    if (c == 0) return cut_scores.front();  // "score > max" predicts nothing positive
-    if (c == cut_scores.size()) {
-      const float lowest = cut_scores.back();
-      return std::nextafter(lowest, -std::numeric_limits<float>::infinity());
-    }
-    // "score > t" must keep the c-th score and drop the (c+1)-th; the midpoint of two
-    // adjacent floats can round onto the upper one.
-    const float mid = cut_scores[c - 1] / 2 + cut_scores[c] / 2;
-    return mid < cut_scores[c - 1] ? mid : cut_scores[c];
-  };
-  ThresholdChoice choice{threshold_of(pick), values[best]};
   if (values[best] < 0) {
     // No threshold reaches the target: fall back to the default decision rule.
-    choice = {default_threshold, 0.0};
+    return {default_threshold, 0.0};
   }
-  return choice;
+  // Candidate c keeps bins kBins - c and up: "score > t" with t just under that bin's edge.
+  constexpr float kDown = -std::numeric_limits<float>::infinity();
+  float threshold = highest;
+  if (pick == kBins) {
+    threshold = std::nextafter(lowest, kDown);
+  } else if (pick > 0) {
+    threshold = std::nextafter(static_cast<float>(lowest + width * double(kBins - pick)), kDown);
+  }
+  return {threshold, values[best]};
 }
 
 }  // namespace hearth::algorithms::linear_learner

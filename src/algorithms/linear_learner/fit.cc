@@ -1,6 +1,7 @@
 #include "algorithms/linear_learner/fit.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -70,12 +71,14 @@ Result<std::vector<MetricAccumulator>> EvaluateAll(const Options& options,
   return accumulators;
 }
 
-Status WithChannel(Status status, std::string_view channel) {
-  if (status.ok()) return status;
-  return Status(status.code(), "channel '" + std::string(channel) + "': " + status.message());
-}
-
 }  // namespace
+
+Status WithChannel(const Status& status, std::string_view channel) {
+  if (status.ok()) return status;
+  const std::string prefix = "channel '" + std::string(channel) + "': ";
+  if (status.message().starts_with(prefix)) return status;
+  return Status(status.code(), prefix + status.message(), status.reason());
+}
 
 InMemorySource::InMemorySource(std::vector<data::Batch> batches, std::uint64_t seed,
                                bool shuffle)
@@ -195,6 +198,7 @@ Result<FitResult> Fit(const Options& options, const DataSummary& summary,
   trainer.RestoreBest();
 
   // Model selection (and the binary threshold) on a calibration sample.
+  const auto selection_start = std::chrono::steady_clock::now();
   const std::size_t calibration_rows = options.num_calibration_samples.value_or(kAutoCalibrationRows);
   EpochSource& calibration_source = validation ? *validation : train;
   auto accumulators = EvaluateAll(options, trainer, calibration_source, calibration_rows);
@@ -241,7 +245,10 @@ Result<FitResult> Fit(const Options& options, const DataSummary& summary,
   log("selected model " + std::to_string(selected) + " (learning_rate " +
       Format(plan.models[selected].learning_rate) + ", wd " + Format(plan.models[selected].wd) +
       ", l1 " + Format(plan.models[selected].l1) + ")" +
-      (binary ? ", threshold " + Format(selected_threshold) : std::string()));
+      (binary ? ", threshold " + Format(selected_threshold) : std::string()) + " in " +
+      Format(std::chrono::duration<double>(std::chrono::steady_clock::now() - selection_start)
+                 .count()) +
+      " s");
   return result;
 }
 

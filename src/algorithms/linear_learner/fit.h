@@ -80,6 +80,10 @@ struct FitResult {
   std::vector<std::vector<double>> validation_loss;  // [epoch][model] (with validation)
 };
 
+// `status` with "channel '<channel>': " in front of its message (once: a message that
+// already starts so is left alone). OK stays OK.
+Status WithChannel(const Status& status, std::string_view channel);
+
 // Trains on `train` (whose first pass `summary` and `stats` describe) and returns the
 // chosen model. `validation` may be null. InvalidArgument (naming "validation") when the
 // validation data do not fit the training data's width or labels.

@@ -22,11 +22,6 @@ using linear_learner::EpochSource;
 // Mini-batches read per call of the training loop when streaming from a channel.
 constexpr std::size_t kStreamGroupBatches = 16;
 
-Status InChannel(const Status& status, std::string_view channel) {
-  if (status.ok()) return status;
-  return Status(status.code(), "channel '" + std::string(channel) + "': " + status.message());
-}
-
 // What the parsed training and validation data may hold in memory before the channels are
 // re-read every epoch instead: $HEARTH_LINEAR_LEARNER_CACHE_BYTES, else half of MemAvailable.
 std::size_t CacheBudgetBytes() {
@@ -104,16 +99,16 @@ Result<std::unique_ptr<EpochSource>> LoadChannel(const TrainingContext& ctx,
                                                  std::size_t* budget,
                                                  ChannelSource::BatchCheck check) {
   auto reader = ctx.OpenChannel(channel, 0);
-  if (!reader.ok()) return InChannel(reader.status(), channel);
+  if (!reader.ok()) return linear_learner::WithChannel(reader.status(), channel);
   std::vector<data::Batch> cache;
   std::size_t cached_bytes = 0;
   bool caching = true;
   while (true) {
     data::Batch batch;
     auto more = (*reader)->Next(batch_rows, &batch);
-    if (!more.ok()) return InChannel(more.status(), channel);
+    if (!more.ok()) return linear_learner::WithChannel(more.status(), channel);
     if (!*more) break;
-    if (scanner) RETURN_IF_ERROR(InChannel(scanner->Add(batch), channel));
+    if (scanner) RETURN_IF_ERROR(linear_learner::WithChannel(scanner->Add(batch), channel));
     if (!caching) continue;
     cached_bytes += BatchBytes(batch);
     if (cached_bytes > *budget) {
@@ -142,7 +137,7 @@ Status EmitFinalMetrics(const TrainingContext& ctx, const linear_learner::Option
                         const linear_learner::LinearModel& model, EpochSource& source,
                         std::string_view channel) {
   auto metrics = linear_learner::Evaluate(options, model, source);
-  if (!metrics.ok()) return InChannel(metrics.status(), channel);
+  if (!metrics.ok()) return linear_learner::WithChannel(metrics.status(), channel);
   for (const auto& [name, value] : *metrics) ctx.EmitMetric(channel, name, value);
   return Status::Ok();
 }
@@ -185,7 +180,6 @@ class LinearLearner final : public Algorithm {
       return InvalidArgument("linear-learner needs a 'train' channel; the job has " +
                              (given.empty() ? std::string("no channels") : "channels " + given));
     }
-    if (ctx.num_cpus() > 0) options.threads = ctx.num_cpus();
 
     auto phase_start = std::chrono::steady_clock::now();
     std::size_t budget = CacheBudgetBytes();
@@ -200,7 +194,7 @@ class LinearLearner final : public Algorithm {
     ASSIGN_OR_RETURN(auto train, LoadChannel(ctx, "train", options.mini_batch_size, &scanner,
                                              &budget, check_train));
     auto summary = scanner.Summary();
-    if (!summary.ok()) return InChannel(summary.status(), "train");
+    if (!summary.ok()) return linear_learner::WithChannel(summary.status(), "train");
     dim = summary->dim;
     const linear_learner::FeatureStats stats = scanner.Stats();
 

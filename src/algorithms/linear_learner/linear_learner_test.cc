@@ -362,6 +362,27 @@ TEST(LinearLearnerMetrics, ThresholdSearchMaximisesTheCriterion) {
   EXPECT_GE(recall.threshold, 0.3f);
 }
 
+TEST(LinearLearnerMetrics, ThresholdSearchMatchesBruteForceOnNoisyScores) {
+  std::mt19937_64 rng(21);
+  std::normal_distribution<float> normal;
+  std::vector<float> scores(5000), labels(5000);
+  for (std::size_t i = 0; i < scores.size(); ++i) {
+    labels[i] = i % 3 == 0 ? 1.0f : 0.0f;
+    scores[i] = 1 / (1 + std::exp(-(2 * labels[i] - 1.3f + normal(rng))));
+  }
+  auto accuracy_at = [&](float t) {
+    double correct = 0;
+    for (std::size_t i = 0; i < scores.size(); ++i) correct += (scores[i] > t) == (labels[i] > 0.5f);
+    return correct / scores.size();
+  };
+  double exact = accuracy_at(2.0f);
+  for (float t : scores) exact = std::max(exact, accuracy_at(t));
+  ThresholdChoice choice =
+      TuneThreshold(scores, labels, SelectionCriterion::kAccuracy, 1, 0.8f, 0.8f, 0.5f);
+  EXPECT_NEAR(choice.value, exact, 2.0 / scores.size());
+  EXPECT_NEAR(accuracy_at(choice.threshold), choice.value, 1.0 / scores.size());
+}
+
 TEST(LinearLearnerMetrics, RegressionAndMulticlassMetrics) {
   Options regression = BaseOptions(PredictorType::kRegressor);
   MetricAccumulator acc(regression, LossParamsFrom(regression));
@@ -693,7 +714,7 @@ TEST(LinearLearnerTraining, ResultDoesNotDependOnTheThreadCount) {
     return Dot(x, w) + noise > 0 ? 1.0f : 0.0f;
   });
   Options options = BaseOptions(PredictorType::kBinaryClassifier);
-  options.num_models = 4;
+  options.num_models = 8;  // two threads' worth of outputs
   options.epochs = 3;
   options.threads = 1;
   Trained one = Train(options, data.batches);
@@ -966,6 +987,14 @@ TEST_F(LinearLearnerJob, BadLabelFailsNamingTheChannelAndTheRule) {
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("channel 'train'"), std::string::npos) << s.message();
   EXPECT_NE(s.message().find("0 or 1"), std::string::npos) << s.message();
+}
+
+TEST_F(LinearLearnerJob, UnparsableRowsFailNamingTheChannel) {
+  Status s = RunJob({{"predictor_type", "regressor"}},
+                    {{"train", BinaryCsv(10, 1)}, {"validation", "1,2,3\n0,abc,1\n"}});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("channel 'validation'"), std::string::npos) << s.message();
+  EXPECT_EQ(s.message().find("channel 'validation': channel"), std::string::npos) << s.message();
 }
 
 TEST_F(LinearLearnerJob, MissingTrainChannelFails) {

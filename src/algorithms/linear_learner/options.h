@@ -112,7 +112,7 @@ struct Options {
   int accuracy_top_k = 3;
 
   std::uint64_t seed = 42;
-  int threads = 0;  // 0 = every core OpenMP offers
+  int threads = 0;  // 0 = chosen by the trainer (trainer.cc); > 0 = that many
 };
 
 // Every hyperparameter SageMaker's linear learner accepts, with its default and range.

@@ -1,6 +1,7 @@
 #include "algorithms/linear_learner/trainer.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -283,7 +284,6 @@ struct MultiModelTrainer::ThreadScratch {
   std::vector<float> column_sum;  // columns: 1^T G
   std::vector<float> offset;      // columns: b - W_eff mean
   std::vector<float> step_size;   // columns: this mini-batch's step
-  std::vector<double> loss;       // per own model, weighted loss sum over the epoch
   AlignedFloats weight, target, tmp1, tmp2;  // per row
   std::vector<std::uint8_t> touched;              // sparse: features in this batch
   std::vector<std::uint32_t> touched_list;
@@ -327,22 +327,32 @@ MultiModelTrainer::MultiModelTrainer(const Options& options, const TrainingPlan&
   best_w_ = w_;
   best_bias_ = bias_;
 
-  // Whole models per thread, as evenly as they divide.
-  const int available = options_.threads > 0 ? options_.threads : omp_get_max_threads();
-  const int threads = std::max(1, std::min(available, num_models()));
-  scratch_.resize(threads);
-  for (int t = 0; t < threads; ++t) {
-    ThreadScratch& s = scratch_[t];
-    s.model_begin = num_models() * t / threads;
-    s.model_end = num_models() * (t + 1) / threads;
-    s.col_begin = static_cast<std::size_t>(s.model_begin) * outputs_;
-    s.col_end = static_cast<std::size_t>(s.model_end) * outputs_;
-    s.partial.assign(s.columns() * dim_, 0.0f);
-    s.column_sum.assign(s.columns(), 0.0f);
-    s.offset.assign(s.columns(), 0.0f);
-    s.step_size.assign(s.columns(), 0.0f);
-    s.loss.assign(s.model_end - s.model_begin, 0.0);
+  // Two ways to split the work: every model on one thread, and whole models spread over
+  // all threads (Options::threads > 0 caps them, up to one per model). Which is faster
+  // depends on the machine and its load — spread, each thread reads every row, so a pass is
+  // bound by memory bandwidth that a second core raises little; alone, one core does all the
+  // arithmetic — so TrainBatches times both (ChooseTeam). A model's arithmetic is the same
+  // either way.
+  const int most = std::max(1, std::min(options_.threads > 0 ? options_.threads
+                                                             : omp_get_max_threads(),
+                                        num_models()));
+  teams_.resize(most > 1 ? 2 : 1);
+  for (std::size_t team = 0; team < teams_.size(); ++team) {
+    const int threads = team == 0 ? 1 : most;
+    teams_[team].resize(threads);
+    for (int t = 0; t < threads; ++t) {
+      ThreadScratch& s = teams_[team][t];
+      s.model_begin = num_models() * t / threads;
+      s.model_end = num_models() * (t + 1) / threads;
+      s.col_begin = static_cast<std::size_t>(s.model_begin) * outputs_;
+      s.col_end = static_cast<std::size_t>(s.model_end) * outputs_;
+      s.partial.assign(s.columns() * dim_, 0.0f);
+      s.column_sum.assign(s.columns(), 0.0f);
+      s.offset.assign(s.columns(), 0.0f);
+      s.step_size.assign(s.columns(), 0.0f);
+    }
   }
+  epoch_loss_.assign(num_models(), 0.0);
   RefreshEffective();
 }
 
@@ -377,14 +387,13 @@ float MultiModelTrainer::LearningRate(std::size_t column, std::int64_t step) con
 
 void MultiModelTrainer::BeginEpoch() {
   epoch_rows_ = 0;
-  for (ThreadScratch& s : scratch_) std::fill(s.loss.begin(), s.loss.end(), 0.0);
+  std::fill(epoch_loss_.begin(), epoch_loss_.end(), 0.0);
+  // Time both teams afresh each epoch: the machine's load changes.
+  for (TeamTiming& timing : team_timing_) timing = {};
 }
 
 std::vector<double> MultiModelTrainer::EndEpoch() {
-  std::vector<double> loss(num_models(), 0.0);
-  for (const ThreadScratch& s : scratch_) {
-    for (int m = s.model_begin; m < s.model_end; ++m) loss[m] = s.loss[m - s.model_begin];
-  }
+  std::vector<double> loss = epoch_loss_;
   for (double& l : loss) l /= std::max(1.0, epoch_rows_);
   return loss;
 }
@@ -466,11 +475,14 @@ void MultiModelTrainer::LossGradient(const data::Batch& b, ThreadScratch& s) con
           tmp2 = weight;
         }
         if (p.loss == Loss::kLogistic) {
-          tmp1 = (-zc.abs()).exp();
-          // log(1 + e) rather than log1p(e): cheaper, and e <= 1 keeps it accurate to 1e-7.
-          const Array example_loss = ((1.0f + tmp1).log() + zc.max(0.0f) - target * zc) * tmp2;
+          // One exponential serves loss and gradient: E = e^-z, sigmoid(z) = 1 / (1 + E),
+          // loss = log(1 + E) + (1 - y) z. z is clamped to +-80 so that E stays finite (the
+          // loss of a row past that is reported as 80-odd rather than its exact value).
+          // Eigen 3.4 does not vectorise select(), so the arithmetic avoids it.
+          tmp1 = (-zc.max(-80.0f).min(80.0f)).exp();
+          const Array example_loss = ((1.0f + tmp1).log() + (1.0f - target) * zc) * tmp2;
           loss += OrderedSum(example_loss.data(), n);
-          zc = ((zc >= 0.0f).select(1.0f / (1.0f + tmp1), tmp1 / (1.0f + tmp1)) - target) * tmp2;
+          zc = ((1.0f + tmp1).inverse() - target) * tmp2;
         } else {  // hinge
           tmp1 = 2.0f * target - 1.0f;  // t in {-1, 1}
           const Array margin_loss = (p.margin - tmp1 * zc).max(0.0f);
@@ -521,7 +533,7 @@ void MultiModelTrainer::LossGradient(const data::Batch& b, ThreadScratch& s) con
       }
       loss = OrderedSum(example_loss.data(), n);
     }
-    s.loss[m - s.model_begin] += loss;
+    epoch_loss_[m] += loss;  // model m is this thread's alone
   }
   for (std::size_t c = 0; c < s.columns(); ++c) {
     s.column_sum[c] = static_cast<float>(OrderedSum(s.z.data() + c * ld, n));
@@ -672,23 +684,48 @@ void MultiModelTrainer::TrainBatch(const data::Batch& b, const data::Batch* next
   Update(b, s);
 }
 
+std::size_t MultiModelTrainer::ChooseTeam() const {
+  if (teams_.size() == 1) return 0;
+  // Two timed runs of each, alternating, then the one with the lower time per row.
+  constexpr int kRunsEach = 2;
+  const TeamTiming& alone = team_timing_[0];
+  const TeamTiming& spread = team_timing_[1];
+  if (alone.runs < kRunsEach || spread.runs < kRunsEach) return alone.runs < spread.runs ? 0 : 1;
+  return alone.seconds * spread.rows <= spread.seconds * alone.rows ? 0 : 1;
+}
+
 void MultiModelTrainer::TrainBatches(std::span<const data::Batch* const> batches) {
-  // Readers of the same batch stay this many batches apart at most, so the second one
-  // finds it in the shared cache.
-  constexpr std::size_t kBatchesBetweenMeetings = 16;
-  const int threads = static_cast<int>(scratch_.size());
-  for (ThreadScratch& s : scratch_) {
+  // Runs of this many batches are timed to choose a team (ChooseTeam); big enough to time,
+  // small enough that the choice is made early in an epoch.
+  constexpr std::size_t kRunBatches = 32;
+  for (std::size_t begin = 0; begin < batches.size(); begin += kRunBatches) {
+    const auto run = batches.subspan(begin, std::min(kRunBatches, batches.size() - begin));
+    const std::size_t team = ChooseTeam();
+    const auto start = std::chrono::steady_clock::now();
+    TrainRun(run, teams_[team]);
+    TeamTiming& timing = team_timing_[team];
+    timing.seconds +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    for (const data::Batch* batch : run) timing.rows += static_cast<double>(batch->rows);
+    ++timing.runs;
+  }
+}
+
+void MultiModelTrainer::TrainRun(std::span<const data::Batch* const> batches,
+                                 std::vector<ThreadScratch>& team) {
+  // No thread waits on another before the end: they do the same work per batch, so they
+  // advance together and the second reader of a batch finds it in the shared cache, while a
+  // thread that the OS descheduled holds up nobody.
+  const int threads = static_cast<int>(team.size());
+  for (ThreadScratch& s : team) {
     s.step = step_;
     for (std::size_t c = 0; c < s.columns(); ++c) s.offset[c] = offset_[s.col_begin + c];
   }
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(threads) if (threads > 1)
   {
-    ThreadScratch& s = scratch_[omp_get_thread_num()];
+    ThreadScratch& s = team[omp_get_thread_num()];
     for (std::size_t i = 0; i < batches.size(); ++i) {
       TrainBatch(*batches[i], i + 1 < batches.size() ? batches[i + 1] : nullptr, s);
-      if ((i + 1) % kBatchesBetweenMeetings == 0) {
-#pragma omp barrier
-      }
     }
   }
   for (const data::Batch* batch : batches) {
@@ -696,7 +733,7 @@ void MultiModelTrainer::TrainBatches(std::span<const data::Batch* const> batches
     ++step_;
     epoch_rows_ += static_cast<double>(batch->rows);
   }
-  for (const ThreadScratch& s : scratch_) {
+  for (const ThreadScratch& s : team) {
     for (std::size_t c = 0; c < s.columns(); ++c) offset_[s.col_begin + c] = s.offset[c];
   }
 }

@@ -129,6 +129,13 @@ class MultiModelTrainer {
 
  private:
   struct ThreadScratch;
+  struct TeamTiming {
+    int runs = 0;
+    double rows = 0, seconds = 0;
+  };
+  // Which team trains the next run of batches: 0 (one thread) or 1 (all threads).
+  std::size_t ChooseTeam() const;
+  void TrainRun(std::span<const data::Batch* const> batches, std::vector<ThreadScratch>& team);
   // `next` (may be null) is the batch after `b`, prefetched while `b` computes.
   void TrainBatch(const data::Batch& b, const data::Batch* next, ThreadScratch& s);
   void Forward(const data::Batch& b, const ThreadScratch& s, float* z) const;
@@ -152,7 +159,11 @@ class MultiModelTrainer {
   // cols_ x D, row-major (one row per model output).
   std::vector<float> w_, w_effective_, moment1_, moment2_, best_w_;
   std::vector<float> bias_, bias_moment1_, bias_moment2_, offset_, best_bias_;
-  std::vector<ThreadScratch> scratch_;  // one per thread, each owning a block of models
+  // teams_[0]: one thread with every model; teams_[1] (with more than one thread): whole
+  // models spread over the threads. Each thread's scratch owns its models' columns.
+  std::vector<std::vector<ThreadScratch>> teams_;
+  TeamTiming team_timing_[2];       // this epoch's timed runs of each team
+  std::vector<double> epoch_loss_;  // per model: weighted loss sum over the epoch
   std::int64_t step_ = 0;
   double epoch_rows_ = 0;
 };
