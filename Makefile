@@ -30,6 +30,8 @@ test: unit e2e
 
 bench: build
 	HEARTH_BUILD_DIR=$(abspath $(BUILD_DIR)) /usr/bin/python3 bench/job_start_latency.py
+	HEARTH_BUILD_DIR=$(abspath $(BUILD_DIR)) env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
+		/usr/bin/python3 bench/algorithms.py
 
 clean:
 	rm -rf $(BUILD_DIR)
