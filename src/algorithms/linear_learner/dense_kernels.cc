@@ -51,15 +51,18 @@ inline void ForwardStep(const float* x, std::size_t ld, std::size_t dim, const f
     }
     d += 4;
   }
+  // The scalar tail (dim % 4 values) is added to the vector sum one term at a time in every
+  // branch, so an output's sum does not depend on R or C.
   if constexpr (R == 4) {  // four rows of one output: contiguous in z
     for (int j = 0; j < C; ++j) {
       __m128 sums = Sum4(acc[0][j], acc[1][j], acc[2][j], acc[3][j]);
       if (d < dim) {
-        alignas(16) float rest[4] = {0, 0, 0, 0};
+        alignas(16) float lanes[4];
+        _mm_store_ps(lanes, sums);
         for (int i = 0; i < 4; ++i) {
-          for (std::size_t e = d; e < dim; ++e) rest[i] += x[(r + i) * dim + e] * wt[j * dim + e];
+          for (std::size_t e = d; e < dim; ++e) lanes[i] += x[(r + i) * dim + e] * wt[j * dim + e];
         }
-        sums = _mm_add_ps(sums, _mm_load_ps(rest));
+        sums = _mm_load_ps(lanes);
       }
       _mm_storeu_ps(z + j * ld + r, sums);
     }

@@ -708,13 +708,14 @@ TEST(LinearLearnerTraining, L1ZeroesIrrelevantFeatures) {
 }
 
 TEST(LinearLearnerTraining, ResultDoesNotDependOnTheThreadCount) {
-  const std::size_t dim = 12;
+  const std::size_t dim = 15;  // 8 + 4 + a scalar tail of 3 in the kernels
   const std::vector<float> w = TrueWeights(dim);
-  Dataset data = MakeDataset(5000, 10, dim, 250, [&](const std::vector<float>& x, float noise) {
+  // 100 batches an epoch: runs of both teams (one thread, all threads) within each epoch.
+  Dataset data = MakeDataset(5000, 10, dim, 50, [&](const std::vector<float>& x, float noise) {
     return Dot(x, w) + noise > 0 ? 1.0f : 0.0f;
   });
   Options options = BaseOptions(PredictorType::kBinaryClassifier);
-  options.num_models = 8;  // two threads' worth of outputs
+  options.num_models = 3;  // 1 + 2 models per thread: kernels of different widths
   options.epochs = 3;
   options.threads = 1;
   Trained one = Train(options, data.batches);

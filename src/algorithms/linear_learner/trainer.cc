@@ -284,6 +284,7 @@ struct MultiModelTrainer::ThreadScratch {
   std::vector<float> column_sum;  // columns: 1^T G
   std::vector<float> offset;      // columns: b - W_eff mean
   std::vector<float> step_size;   // columns: this mini-batch's step
+  std::vector<double> loss;       // per own model: weighted loss sum over the batch
   AlignedFloats weight, target, tmp1, tmp2;  // per row
   std::vector<std::uint8_t> touched;              // sparse: features in this batch
   std::vector<std::uint32_t> touched_list;
@@ -350,6 +351,7 @@ MultiModelTrainer::MultiModelTrainer(const Options& options, const TrainingPlan&
       s.column_sum.assign(s.columns(), 0.0f);
       s.offset.assign(s.columns(), 0.0f);
       s.step_size.assign(s.columns(), 0.0f);
+      s.loss.assign(s.model_end - s.model_begin, 0.0);
     }
   }
   epoch_loss_.assign(num_models(), 0.0);
@@ -388,8 +390,7 @@ float MultiModelTrainer::LearningRate(std::size_t column, std::int64_t step) con
 void MultiModelTrainer::BeginEpoch() {
   epoch_rows_ = 0;
   std::fill(epoch_loss_.begin(), epoch_loss_.end(), 0.0);
-  // Time both teams afresh each epoch: the machine's load changes.
-  for (TeamTiming& timing : team_timing_) timing = {};
+  probed_this_epoch_ = false;
 }
 
 std::vector<double> MultiModelTrainer::EndEpoch() {
@@ -533,7 +534,7 @@ void MultiModelTrainer::LossGradient(const data::Batch& b, ThreadScratch& s) con
       }
       loss = OrderedSum(example_loss.data(), n);
     }
-    epoch_loss_[m] += loss;  // model m is this thread's alone
+    s.loss[m - s.model_begin] = loss;
   }
   for (std::size_t c = 0; c < s.columns(); ++c) {
     s.column_sum[c] = static_cast<float>(OrderedSum(s.z.data() + c * ld, n));
@@ -680,34 +681,44 @@ void MultiModelTrainer::TrainBatch(const data::Batch& b, const data::Batch* next
   if (s.z.size() < PaddedRows(b.rows) * s.columns()) s.z.resize(PaddedRows(b.rows) * s.columns());
   Forward(b, s, s.z.data());
   LossGradient(b, s);
+  // Summed batch by batch in order, whichever thread holds the model.
+  for (int m = s.model_begin; m < s.model_end; ++m) epoch_loss_[m] += s.loss[m - s.model_begin];
   Backward(b, next, s);
   Update(b, s);
 }
 
-std::size_t MultiModelTrainer::ChooseTeam() const {
+std::size_t MultiModelTrainer::ChooseTeam() {
   if (teams_.size() == 1) return 0;
-  // Two timed runs of each, alternating, then the one with the lower time per row.
-  constexpr int kRunsEach = 2;
-  const TeamTiming& alone = team_timing_[0];
-  const TeamTiming& spread = team_timing_[1];
-  if (alone.runs < kRunsEach || spread.runs < kRunsEach) return alone.runs < spread.runs ? 0 : 1;
-  return alone.seconds * spread.rows <= spread.seconds * alone.rows ? 0 : 1;
+  const double alone = team_timing_[0].seconds_per_row, spread = team_timing_[1].seconds_per_row;
+  if (spread < 0) return 1;
+  if (alone < 0) return 0;
+  const std::size_t best = alone <= spread ? 0 : 1;
+  // Once an epoch the other team runs too, so that a change in the machine's load is seen.
+  if (!probed_this_epoch_) {
+    probed_this_epoch_ = true;
+    return 1 - best;
+  }
+  return best;
 }
 
 void MultiModelTrainer::TrainBatches(std::span<const data::Batch* const> batches) {
-  // Runs of this many batches are timed to choose a team (ChooseTeam); big enough to time,
-  // small enough that the choice is made early in an epoch.
-  constexpr std::size_t kRunBatches = 32;
+  // Runs of this many batches are timed to choose a team: long enough to time, short enough
+  // that a probe of the slower team costs little.
+  constexpr std::size_t kRunBatches = 16;
   for (std::size_t begin = 0; begin < batches.size(); begin += kRunBatches) {
     const auto run = batches.subspan(begin, std::min(kRunBatches, batches.size() - begin));
+    double rows = 0;
+    for (const data::Batch* batch : run) rows += static_cast<double>(batch->rows);
     const std::size_t team = ChooseTeam();
     const auto start = std::chrono::steady_clock::now();
     TrainRun(run, teams_[team]);
-    TeamTiming& timing = team_timing_[team];
-    timing.seconds +=
+    const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    for (const data::Batch* batch : run) timing.rows += static_cast<double>(batch->rows);
-    ++timing.runs;
+    if (rows > 0) {
+      // A moving average: one slow run (an interrupt, a page fault burst) does not decide.
+      double& estimate = team_timing_[team].seconds_per_row;
+      estimate = estimate < 0 ? seconds / rows : 0.5 * estimate + 0.5 * seconds / rows;
+    }
   }
 }
 

@@ -130,11 +130,11 @@ class MultiModelTrainer {
  private:
   struct ThreadScratch;
   struct TeamTiming {
-    int runs = 0;
-    double rows = 0, seconds = 0;
+    double seconds_per_row = -1;  // < 0: not timed yet
   };
-  // Which team trains the next run of batches: 0 (one thread) or 1 (all threads).
-  std::size_t ChooseTeam() const;
+  // Which team trains the next run of batches: 0 (one thread) or 1 (all threads), by their
+  // timed runs so far.
+  std::size_t ChooseTeam();
   void TrainRun(std::span<const data::Batch* const> batches, std::vector<ThreadScratch>& team);
   // `next` (may be null) is the batch after `b`, prefetched while `b` computes.
   void TrainBatch(const data::Batch& b, const data::Batch* next, ThreadScratch& s);
@@ -162,8 +162,9 @@ class MultiModelTrainer {
   // teams_[0]: one thread with every model; teams_[1] (with more than one thread): whole
   // models spread over the threads. Each thread's scratch owns its models' columns.
   std::vector<std::vector<ThreadScratch>> teams_;
-  TeamTiming team_timing_[2];       // this epoch's timed runs of each team
-  std::vector<double> epoch_loss_;  // per model: weighted loss sum over the epoch
+  TeamTiming team_timing_[2];
+  bool probed_this_epoch_ = false;  // the slower team has had its run this epoch
+  std::vector<double> epoch_loss_;  // per model: weighted loss sum over the epoch so far
   std::int64_t step_ = 0;
   double epoch_rows_ = 0;
 };
