@@ -724,9 +724,10 @@ void MultiModelTrainer::TrainBatches(std::span<const data::Batch* const> batches
 
 void MultiModelTrainer::TrainRun(std::span<const data::Batch* const> batches,
                                  std::vector<ThreadScratch>& team) {
-  // No thread waits on another before the end: they do the same work per batch, so they
-  // advance together and the second reader of a batch finds it in the shared cache, while a
-  // thread that the OS descheduled holds up nobody.
+  // No thread waits on another before the end of the run: they do the same work per batch
+  // and advance together, while a thread that the OS keeps off the CPU holds up nobody until
+  // then. (Keeping them within a few batches of each other, for the shared cache's sake, was
+  // measured slower.)
   const int threads = static_cast<int>(team.size());
   for (ThreadScratch& s : team) {
     s.step = step_;

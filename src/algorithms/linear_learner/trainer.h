@@ -7,10 +7,13 @@
 // Normalisation is never materialised: a mini-batch costs two products on the raw rows,
 //   Z = X (scale . W)^T + (b - W (mean . scale))          forward
 //   dW = (G^T X - (1^T G)^T mean^T) . scale / rows        backward
-// Threads own whole models (a contiguous block of W's rows) and walk the same sequence of
-// mini-batches, meeting every few batches so that the second reader of a batch finds it in
-// the shared cache: memory traffic stays one pass per epoch, and no thread waits on another
-// within a mini-batch. Sparse mini-batches take CSR kernels and update only the features
+// Two teams can run an epoch's batches: one thread with every model, or threads owning whole
+// models (a contiguous block of W's rows) that walk the same batches without waiting on each
+// other. Spread, the arithmetic divides but every thread reads every row; alone, one core
+// reads once and computes everything. Which wins depends on the machine and on its load, so
+// runs of 16 batches are timed and the faster team trains (the other gets one run an epoch,
+// to notice a change). A model's arithmetic is the same whichever team runs it, so the result
+// does not depend on the choice. Sparse mini-batches take CSR kernels and update only the features
 // they touch (lazy updates, as MXNet's sparse optimizers do); sparse data are scaled, never
 // shifted.
 //
