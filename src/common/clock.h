@@ -1,6 +1,7 @@
-// Wall-clock time in the forms the wire protocols use.
+// Wall-clock time in the forms the wire protocols use, and elapsed time for phase timings.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -17,5 +18,10 @@ std::string FormatIso8601Millis(std::int64_t epoch_millis);
 
 // "Sat, 28 Nov 2026 04:23:17 GMT" (HTTP Last-Modified, Date).
 std::string FormatHttpDate(std::int64_t epoch_millis);
+
+// Seconds elapsed on the monotonic clock since `start`.
+inline double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
 
 }  // namespace hearth

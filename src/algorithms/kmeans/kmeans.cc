@@ -1,6 +1,7 @@
 #include "algorithms/kmeans/kmeans.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <fstream>
 #include <limits>
@@ -11,6 +12,7 @@
 
 #include "algorithms/kmeans/kmeans_model.h"
 #include "algorithms/kmeans/kmeans_trainer.h"
+#include "common/clock.h"
 
 namespace hearth::algorithms {
 namespace {
@@ -231,17 +233,25 @@ class KMeans final : public Algorithm {
     events.train_msd = [&ctx](double msd, std::optional<int> epoch) {
       ctx.EmitMetric("train", "msd", msd, epoch);
     };
+    const auto train_start = std::chrono::steady_clock::now();
     ASSIGN_OR_RETURN(kmeans::TrainResult result, kmeans::TrainKMeans(config, train, events));
+    // Reading and fitting interleave (the first pass streams): the fit is the rest.
+    ctx.LogPhase("read", result.read_seconds);
+    ctx.LogPhase("fit", SecondsSince(train_start) - result.read_seconds);
+    const auto write_start = std::chrono::steady_clock::now();
     const kmeans::KMeansModel model(std::move(result.centers));
     RETURN_IF_ERROR(model.Save(ctx.model_dir(), ctx.current_host()));
+    ctx.LogPhase("write", SecondsSince(write_start));
 
     if (!ctx.HasChannel("test")) {
       ctx.Log("Test data is not provided.");
       return Status::Ok();
     }
+    const auto evaluate_start = std::chrono::steady_clock::now();
     ChannelRows test(ctx, ctx.channels().at("test"));
     ASSIGN_OR_RETURN(const kmeans::Evaluation evaluation,
                      kmeans::EvaluateCenters(model.centers(), test, config.mini_batch_size));
+    ctx.LogPhase("evaluate", SecondsSince(evaluate_start));
     for (const std::string& metric : eval_metrics) {
       ctx.EmitMetric("test", metric, metric == "msd" ? evaluation.msd() : evaluation.ssd);
     }

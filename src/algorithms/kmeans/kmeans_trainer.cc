@@ -1,11 +1,14 @@
 #include "algorithms/kmeans/kmeans_trainer.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <numeric>
 #include <cstdio>
 #include <string>
 #include <utility>
+
+#include "common/clock.h"
 
 namespace hearth::algorithms::kmeans {
 namespace {
@@ -63,11 +66,15 @@ Result<TrainResult> TrainKMeans(const KMeansConfig& config, RowSource& train,
         seen += span.rows;
       }
     } else {
+      const auto open_start = std::chrono::steady_clock::now();
       ASSIGN_OR_RETURN(auto reader, train.Open(epoch));
+      result.read_seconds += SecondsSince(open_start);
       while (true) {
+        const auto read_start = std::chrono::steady_clock::now();
         ASSIGN_OR_RETURN(const bool more, reader->Next(config.mini_batch_size, &batch));
         if (!more) break;
         RETURN_IF_ERROR(ToFeatureRows(batch, dim, train));
+        result.read_seconds += SecondsSince(read_start);
         ssd += stream.Update(batch.dense.data(), batch.rows);
         seen += batch.rows;
         if (epoch == 0 && keep) {

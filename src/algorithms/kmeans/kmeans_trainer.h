@@ -83,6 +83,7 @@ struct TrainResult {
   double train_msd = 0;
   bool in_memory = false;    // step 3 ran
   int refine_iterations = 0;
+  double read_seconds = 0;   // reading and densifying the channel, all passes
 };
 
 Result<TrainResult> TrainKMeans(const KMeansConfig& config, RowSource& train,

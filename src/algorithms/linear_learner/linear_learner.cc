@@ -12,6 +12,7 @@
 #include "algorithms/linear_learner/linear_model.h"
 #include "algorithms/linear_learner/options.h"
 #include "algorithms/linear_learner/trainer.h"
+#include "common/clock.h"
 
 namespace hearth::algorithms {
 namespace {
@@ -127,10 +128,6 @@ Result<std::unique_ptr<EpochSource>> LoadChannel(const TrainingContext& ctx,
   }
   return std::unique_ptr<EpochSource>(
       std::make_unique<ChannelSource>(ctx, channel, batch_rows, /*first_pass=*/1, check));
-}
-
-double SecondsSince(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 Status EmitFinalMetrics(const TrainingContext& ctx, const linear_learner::Options& options,

@@ -13,6 +13,7 @@
 #include <Eigen/Core>
 
 #include "algorithms/pca/ndarray_file.h"
+#include "common/clock.h"
 #include "common/fs.h"
 #include "fmt/format.h"
 
@@ -21,10 +22,6 @@ namespace pca {
 namespace {
 
 namespace fs = std::filesystem;
-
-double SecondsSince(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
 
 // A channel's rows, densified to feature_dim columns, one pass per epoch. Pass 0 also keeps
 // the rows in memory when `cache_budget` allows, and later passes replay them instead of
@@ -289,15 +286,25 @@ class PcaAlgorithmImpl : public Algorithm {
     const std::size_t dim = static_cast<std::size_t>(hps.Int("feature_dim"));
     const std::size_t batch_rows = static_cast<std::size_t>(hps.Int("mini_batch_size"));
     const bool randomized = options.mode == Mode::kRandomized;
+    const bool krylov_passes = randomized && !RandomizedFormsScatterMatrix(dim, options);
+    std::string plan;
+    if (krylov_passes) {
+      plan = fmt::format(", sketch width {}, {} data passes", options.sketch_width,
+                         options.passes);
+    } else if (randomized) {
+      plan = fmt::format(
+          ", sketch width {}: forming the {}x{} covariance matrix in one data pass costs less "
+          "than {} Krylov passes over the data, so the result is exact",
+          options.sketch_width, dim, dim, options.passes);
+    }
     ctx.Log(fmt::format("PCA: {} mode, {} components of {} features, subtract_mean={}{}",
                         randomized ? "randomized" : "regular", options.num_components, dim,
-                        options.subtract_mean ? "true" : "false",
-                        randomized ? fmt::format(", sketch width {}, {} data passes",
-                                                 options.sketch_width, options.passes)
-                                   : ""));
+                        options.subtract_mean ? "true" : "false", plan));
 
     const auto start = std::chrono::steady_clock::now();
-    ChannelRows rows(ctx, train->second, dim, batch_rows, randomized ? AvailableMemory() / 2 : 0);
+    // Only the Krylov passes read the data more than once: they replay it from memory.
+    ChannelRows rows(ctx, train->second, dim, batch_rows,
+                     krylov_passes ? AvailableMemory() / 2 : 0);
     ASSIGN_OR_RETURN(PcaFit fit, FitPca(rows, options));
     // Reading and fitting interleave (regular mode streams): the fit is the rest.
     ctx.LogPhase("read", rows.read_seconds());

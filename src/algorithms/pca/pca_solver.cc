@@ -360,10 +360,15 @@ Eigenpairs KrylovTopEigenpairs(const MatrixXd& s, std::size_t k, std::uint64_t s
   return SymmetricTopEigenpairs(s, k, rng);
 }
 
+// Memory regular mode needs: G per thread (or one shared), its sum, S and the eigensolver's
+// working copy.
+std::size_t ScatterMatrixBytes(std::size_t dim) {
+  return dim * dim * sizeof(double) * (Threads() + 3);
+}
+
 Result<PcaFit> FitRegular(RowBlocks& source, const PcaOptions& options) {
   const std::size_t dim = source.dim();
-  // G per thread (or one shared), its sum, S and the eigensolver's working copy.
-  const std::size_t bytes = dim * dim * sizeof(double) * (Threads() + 3);
+  const std::size_t bytes = ScatterMatrixBytes(dim);
   const std::size_t available = AvailableMemory();
   if (available > 0 && bytes > available) {
     return ResourceExhausted(
@@ -541,6 +546,14 @@ Eigenpairs TopEigenpairs(const MatrixXd& s, std::size_t k, std::uint64_t seed) {
   return out;
 }
 
+bool RandomizedFormsScatterMatrix(std::size_t dim, const PcaOptions& options) {
+  const std::size_t width = std::min(std::max(options.sketch_width, options.num_components), dim);
+  const std::size_t passes = static_cast<std::size_t>(std::max(options.passes, 1));
+  if (!options.allow_scatter_matrix || dim >= 8 * passes * width) return false;
+  const std::size_t available = AvailableMemory();
+  return available == 0 || ScatterMatrixBytes(dim) <= available / 2;
+}
+
 Result<PcaFit> FitPca(RowBlocks& rows, const PcaOptions& options) {
   const std::size_t dim = rows.dim();
   if (dim == 0) return InvalidArgument("feature_dim must be at least 1");
@@ -548,8 +561,9 @@ Result<PcaFit> FitPca(RowBlocks& rows, const PcaOptions& options) {
     return InvalidArgument(fmt::format("num_components ({}) must be between 1 and feature_dim ({})",
                                        options.num_components, dim));
   }
-  Result<PcaFit> fit =
-      options.mode == Mode::kRegular ? FitRegular(rows, options) : FitRandomized(rows, options);
+  const bool regular =
+      options.mode == Mode::kRegular || RandomizedFormsScatterMatrix(dim, options);
+  Result<PcaFit> fit = regular ? FitRegular(rows, options) : FitRandomized(rows, options);
   if (fit.ok()) FixSigns(&fit->components);
   return fit;
 }

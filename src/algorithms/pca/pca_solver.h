@@ -9,6 +9,11 @@
 //               data passes, each multiplying S by one block of sketch_width =
 //               num_components + extra_components columns, then Rayleigh–Ritz on the whole
 //               basis. Memory O(d · passes · sketch_width); approximate.
+//               When forming S costs fewer flops than those passes (d²/2 per row against
+//               4·d·sketch_width per row and pass, so d < 8 · passes · sketch_width) and S fits
+//               in memory, randomized mode forms S in one pass and runs the Krylov iteration on
+//               it instead: the result is regular mode's, exact, and sooner. Randomized mode
+//               pays off for wide data, which is what it is for.
 //
 // Results use the scatter matrix itself: eigenvalues are the squared singular values of the
 // centred data matrix (SageMaker's `s` holds their square roots), and the explained variance
@@ -39,6 +44,8 @@ struct PcaOptions {
   // passes (2 power iterations + the first product).
   std::size_t sketch_width = 0;
   int passes = 3;
+  // Randomized mode: false always streams the Krylov passes, even where forming S is cheaper.
+  bool allow_scatter_matrix = true;
   std::uint64_t seed = 0;
 };
 
@@ -76,6 +83,10 @@ struct PcaFit {
 
   Eigen::VectorXd ExplainedVarianceRatio() const;
 };
+
+// Whether randomized mode forms the scatter matrix (see the top of this file) for `dim`
+// features.
+bool RandomizedFormsScatterMatrix(std::size_t dim, const PcaOptions& options);
 
 // InvalidArgument when there are too few rows (1 without subtract_mean, else 2) or the options
 // do not fit the data; ResourceExhausted when regular mode's d × d matrix would not fit in

@@ -263,6 +263,7 @@ TEST(PcaSolverTest, RandomizedAgreesWithRegular) {
   const PcaFit regular = Fit(data.rows, options);
   options.mode = Mode::kRandomized;
   options.sketch_width = 20;
+  options.allow_scatter_matrix = false;
   const PcaFit randomized = Fit(data.rows, options);
   const VectorXd a = regular.ExplainedVarianceRatio(), b = randomized.ExplainedVarianceRatio();
   EXPECT_NEAR(a.sum(), b.sum(), 1e-5);
@@ -274,12 +275,41 @@ TEST(PcaSolverTest, RandomizedAgreesWithRegular) {
   }
 }
 
+TEST(PcaSolverTest, RandomizedFormsTheScatterMatrixOnlyWhenThatCostsLess) {
+  PcaOptions options;
+  options.mode = Mode::kRandomized;
+  options.num_components = 50;
+  options.sketch_width = 100;  // SageMaker's default extra_components: max(10, k)
+  options.passes = 3;
+  // d²/2 flops per row against 4·d·100 per pass: Fashion-MNIST's 784 features form S; 5000
+  // features (a d×d matrix of 200 MB per thread) stream the Krylov passes.
+  EXPECT_TRUE(RandomizedFormsScatterMatrix(784, options));
+  EXPECT_FALSE(RandomizedFormsScatterMatrix(2400, options));
+  options.sketch_width = 10;
+  options.num_components = 5;
+  EXPECT_FALSE(RandomizedFormsScatterMatrix(784, options));
+  options.allow_scatter_matrix = false;
+  EXPECT_FALSE(RandomizedFormsScatterMatrix(20, options));
+
+  // Formed, the result is regular mode's to the last bit.
+  const Synthetic data = MakeSynthetic(3000, Spectrum(40, 0.85), 10, 21);
+  PcaOptions regular_options;
+  regular_options.num_components = 5;
+  const PcaFit regular = Fit(data.rows, regular_options);
+  options.allow_scatter_matrix = true;
+  ASSERT_TRUE(RandomizedFormsScatterMatrix(40, options));
+  const PcaFit randomized = Fit(data.rows, options);
+  EXPECT_EQ(regular.eigenvalues, randomized.eigenvalues);
+  EXPECT_EQ(regular.components, randomized.components);
+}
+
 TEST(PcaSolverTest, WithoutSubtractMeanUsesUncentredData) {
   const Synthetic data = MakeSynthetic(2000, Spectrum(8, 0.7), 3, 8);
   PcaOptions options;
   options.num_components = 4;
   options.subtract_mean = false;
   const Reference exact = ExactPca(data.rows, false);
+  options.allow_scatter_matrix = false;
   for (Mode mode : {Mode::kRegular, Mode::kRandomized}) {
     options.mode = mode;
     options.sketch_width = 8;
@@ -320,6 +350,7 @@ TEST(PcaSolverTest, ReportsBadInputs) {
   EXPECT_EQ(FitPca(one_row, options).status().code(), StatusCode::kInvalidArgument);
 
   options.mode = Mode::kRandomized;
+  options.allow_scatter_matrix = false;
   ShrinkingRows shrinking(data.rows);
   EXPECT_EQ(FitPca(shrinking, options).status().code(), StatusCode::kFailedPrecondition);
 }

@@ -10,6 +10,7 @@
 #include "algorithms/xgboost/xgboost_api.h"
 #include "algorithms/xgboost/xgboost_model.h"
 #include "algorithms/xgboost/xgboost_params.h"
+#include "common/clock.h"
 #include "fmt/format.h"
 
 namespace hearth::algorithms {
@@ -147,9 +148,6 @@ class XGBoost final : public Algorithm {
     const int nthread = ctx.num_cpus();
     ctx.Log(fmt::format("XGBoost {} on {} cores", xgb::LibraryVersion(), nthread));
     auto started = std::chrono::steady_clock::now();
-    auto seconds_since = [](std::chrono::steady_clock::time_point t) {
-      return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-    };
     ASSIGN_OR_RETURN(xgb::DMatrix train, LoadChannel(ctx, kTrain, plan.csv_weights, nthread));
     ctx.Log(fmt::format("Train matrix has {} rows and {} columns", train.rows(), train.cols()));
     std::optional<xgb::DMatrix> validation;
@@ -157,7 +155,7 @@ class XGBoost final : public Algorithm {
       ASSIGN_OR_RETURN(validation, LoadChannel(ctx, kValidation, plan.csv_weights, nthread));
       ctx.Log(fmt::format("Validation matrix has {} rows", validation->rows()));
     }
-    ctx.LogPhase("read", seconds_since(started));
+    ctx.LogPhase("read", SecondsSince(started));
 
     std::vector<const xgb::DMatrix*> cache = {&train};
     std::vector<xgb::EvalSet> evals = {{kTrain, &train}};
@@ -178,12 +176,12 @@ class XGBoost final : public Algorithm {
     ASSIGN_OR_RETURN(xgb::BoostingResult result,
                      xgb::RunBoosting(booster, train, evals, options,
                                       [&ctx](std::string_view line) { ctx.Log(line); }));
-    ctx.LogPhase("fit", seconds_since(boosting_started));
+    ctx.LogPhase("fit", SecondsSince(boosting_started));
     ctx.Log(fmt::format("Trained {} rounds; best round {}.", result.rounds,
                         result.best_iteration));
     auto writing_started = std::chrono::steady_clock::now();
     RETURN_IF_ERROR(SaveModel(booster, ctx.model_dir()));
-    ctx.LogPhase("write", seconds_since(writing_started));
+    ctx.LogPhase("write", SecondsSince(writing_started));
     return Status::Ok();
   }
 
