@@ -3,13 +3,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <fstream>
-#include <limits>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "algorithms/host_memory.h"
 #include "algorithms/kmeans/kmeans_model.h"
 #include "algorithms/kmeans/kmeans_trainer.h"
 #include "common/clock.h"
@@ -120,34 +118,6 @@ Result<std::vector<std::string>> ParseEvalMetrics(const std::string& raw) {
   return metrics;
 }
 
-// Bytes of memory this process may fill: MemAvailable, capped by the cgroup's limit (v2 or v1)
-// less what it already uses.
-std::uint64_t AvailableMemory() {
-  std::uint64_t available = std::numeric_limits<std::uint64_t>::max();
-  std::ifstream meminfo("/proc/meminfo");
-  for (std::string line; std::getline(meminfo, line);) {
-    if (line.starts_with("MemAvailable:")) {
-      available = std::stoull(line.substr(13)) * 1024;
-      break;
-    }
-  }
-  auto read_number = [](const char* path) -> std::uint64_t {
-    std::ifstream in(path);
-    std::uint64_t value = 0;
-    return (in >> value) ? value : 0;  // "max" and missing files read as no limit
-  };
-  for (auto [limit_path, usage_path] :
-       {std::pair{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"},
-        std::pair{"/sys/fs/cgroup/memory/memory.limit_in_bytes",
-                  "/sys/fs/cgroup/memory/memory.usage_in_bytes"}}) {
-    const std::uint64_t limit = read_number(limit_path);
-    if (limit == 0) continue;
-    const std::uint64_t usage = read_number(usage_path);
-    available = std::min(available, limit > usage ? limit - usage : 0);
-  }
-  return available == std::numeric_limits<std::uint64_t>::max() ? 0 : available;
-}
-
 class ChannelRows final : public kmeans::RowSource {
  public:
   ChannelRows(const TrainingContext& ctx, const ChannelInfo& channel)
@@ -216,7 +186,7 @@ class KMeans final : public Algorithm {
     }
 
     // The candidate centers must fit; beyond that, half of what is left may hold the data.
-    const std::uint64_t available = AvailableMemory();
+    const std::uint64_t available = AvailableMemoryBytes();
     const double center_bytes = static_cast<double>(config.k) * config.extra_center_factor *
                                 config.feature_dim * sizeof(float);
     if (available > 0 && center_bytes > available / 2.0) {

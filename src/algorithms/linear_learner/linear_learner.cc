@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
-#include <fstream>
 #include <functional>
 #include <string>
 #include <vector>
 
+#include "algorithms/host_memory.h"
 #include "algorithms/linear_learner/fit.h"
 #include "algorithms/linear_learner/linear_model.h"
 #include "algorithms/linear_learner/options.h"
@@ -24,19 +24,14 @@ using linear_learner::EpochSource;
 constexpr std::size_t kStreamGroupBatches = 16;
 
 // What the parsed training and validation data may hold in memory before the channels are
-// re-read every epoch instead: $HEARTH_LINEAR_LEARNER_CACHE_BYTES, else half of MemAvailable.
+// re-read every epoch instead: $HEARTH_LINEAR_LEARNER_CACHE_BYTES, else half of the memory
+// available (1 GiB when that is unknown).
 std::size_t CacheBudgetBytes() {
   if (const char* env = std::getenv("HEARTH_LINEAR_LEARNER_CACHE_BYTES"); env && *env) {
     return static_cast<std::size_t>(std::strtoull(env, nullptr, 10));
   }
-  std::ifstream meminfo("/proc/meminfo");
-  std::string key;
-  std::size_t kib = 0;
-  std::string unit;
-  while (meminfo >> key >> kib >> unit) {
-    if (key == "MemAvailable:") return kib * 1024 / 2;
-  }
-  return std::size_t{1} << 30;
+  const std::size_t available = AvailableMemoryBytes();
+  return available > 0 ? available / 2 : std::size_t{1} << 30;
 }
 
 std::size_t BatchBytes(const data::Batch& b) {

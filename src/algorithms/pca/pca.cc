@@ -12,6 +12,7 @@
 
 #include <Eigen/Core>
 
+#include "algorithms/host_memory.h"
 #include "algorithms/pca/ndarray_file.h"
 #include "common/clock.h"
 #include "common/fs.h"
@@ -304,7 +305,7 @@ class PcaAlgorithmImpl : public Algorithm {
     const auto start = std::chrono::steady_clock::now();
     // Only the Krylov passes read the data more than once: they replay it from memory.
     ChannelRows rows(ctx, train->second, dim, batch_rows,
-                     krylov_passes ? AvailableMemory() / 2 : 0);
+                     krylov_passes ? AvailableMemoryBytes() / 2 : 0);
     ASSIGN_OR_RETURN(PcaFit fit, FitPca(rows, options));
     // Reading and fitting interleave (regular mode streams): the fit is the rest.
     ctx.LogPhase("read", rows.read_seconds());

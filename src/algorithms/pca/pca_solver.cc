@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <fstream>
 #include <limits>
 #include <memory>
 #include <random>
@@ -15,6 +14,7 @@
 #include <omp.h>
 #endif
 
+#include "algorithms/host_memory.h"
 #include "algorithms/pca/block_products.h"
 #include "fmt/format.h"
 
@@ -369,7 +369,7 @@ std::size_t ScatterMatrixBytes(std::size_t dim) {
 Result<PcaFit> FitRegular(RowBlocks& source, const PcaOptions& options) {
   const std::size_t dim = source.dim();
   const std::size_t bytes = ScatterMatrixBytes(dim);
-  const std::size_t available = AvailableMemory();
+  const std::size_t available = AvailableMemoryBytes();
   if (available > 0 && bytes > available) {
     return ResourceExhausted(
         fmt::format("algorithm_mode=regular needs about {} MB for the {}×{} covariance matrix of "
@@ -502,32 +502,6 @@ Result<PcaFit> FitRandomized(RowBlocks& source, const PcaOptions& options) {
 
 }  // namespace
 
-std::size_t AvailableMemory() {
-  std::size_t available = std::numeric_limits<std::size_t>::max();
-  std::ifstream meminfo("/proc/meminfo");
-  for (std::string line; std::getline(meminfo, line);) {
-    if (line.starts_with("MemAvailable:")) {
-      available = std::stoull(line.substr(13)) * 1024;
-      break;
-    }
-  }
-  auto read_number = [](const char* path) -> std::size_t {
-    std::ifstream in(path);
-    std::size_t value = 0;
-    return (in >> value) ? value : 0;  // "max" and missing files read as no limit
-  };
-  for (auto [limit_path, usage_path] :
-       {std::pair{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"},
-        std::pair{"/sys/fs/cgroup/memory/memory.limit_in_bytes",
-                  "/sys/fs/cgroup/memory/memory.usage_in_bytes"}}) {
-    const std::size_t limit = read_number(limit_path);
-    if (limit == 0) continue;
-    const std::size_t usage = read_number(usage_path);
-    available = std::min(available, limit > usage ? limit - usage : 0);
-  }
-  return available == std::numeric_limits<std::size_t>::max() ? 0 : available;
-}
-
 Status MatrixRowBlocks::ForEachBlock(int /*pass*/, const Visitor& visit) {
   for (std::size_t start = 0; start < n_; start += block_rows_) {
     RETURN_IF_ERROR(visit(rows_ + start * dim_, std::min(block_rows_, n_ - start)));
@@ -550,7 +524,7 @@ bool RandomizedFormsScatterMatrix(std::size_t dim, const PcaOptions& options) {
   const std::size_t width = std::min(std::max(options.sketch_width, options.num_components), dim);
   const std::size_t passes = static_cast<std::size_t>(std::max(options.passes, 1));
   if (!options.allow_scatter_matrix || dim >= 8 * passes * width) return false;
-  const std::size_t available = AvailableMemory();
+  const std::size_t available = AvailableMemoryBytes();
   return available == 0 || ScatterMatrixBytes(dim) <= available / 2;
 }
 

@@ -104,10 +104,6 @@ struct Eigenpairs {
 // Householder tridiagonalisation with inverse iteration for the k vectors.
 Eigenpairs TopEigenpairs(const Eigen::MatrixXd& s, std::size_t k, std::uint64_t seed);
 
-// Bytes this process may still fill: MemAvailable, capped by its cgroup's limit (v2 or v1)
-// less what it uses; 0 when unknown.
-std::size_t AvailableMemory();
-
 // Σ‖(x−μ)V‖² / Σ‖x−μ‖² over `rows`: the fraction of their variance (about the training mean)
 // that the fitted components keep.
 Result<double> HeldOutExplainedVariance(RowBlocks& rows, const PcaFit& fit);
