@@ -7,7 +7,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <optional>
+#include <utility>
 
+#include "algorithms/xgboost/eval_metrics.h"
 #include "fmt/format.h"
 
 namespace hearth::algorithms::xgb {
@@ -40,6 +43,89 @@ std::vector<int> PredictedClasses(const PredictionMatrix& p) {
     }
   }
   return out;
+}
+
+// One round's predictions per evaluation set, each asked of XGBoost once and shared by
+// XGBoost's metrics computed here and the container's.
+class RoundPredictions {
+ public:
+  RoundPredictions(const Booster& booster, std::span<const EvalSet> evals)
+      : booster_(booster), evals_(evals), transformed_(evals.size()), softmax_(evals.size()) {}
+
+  // Booster::Predict of set `i`.
+  Result<const PredictionMatrix*> Transformed(std::size_t i) {
+    if (!transformed_[i].has_value()) {
+      ASSIGN_OR_RETURN(transformed_[i], booster_.Predict(*evals_[i].matrix));
+    }
+    return &*transformed_[i];
+  }
+
+  // What XGBoost's metrics read of set `i`.
+  Result<const PredictionMatrix*> ForMetrics(std::size_t i, MetricInput input) {
+    if (input == MetricInput::kPredictions) return Transformed(i);
+    if (!softmax_[i].has_value()) {
+      ASSIGN_OR_RETURN(PredictionMatrix margins,
+                       booster_.Predict(*evals_[i].matrix, 0, /*output_margin=*/true));
+      SoftmaxRows(margins);
+      softmax_[i] = std::move(margins);
+    }
+    return &*softmax_[i];
+  }
+
+ private:
+  const Booster& booster_;
+  std::span<const EvalSet> evals_;
+  std::vector<std::optional<PredictionMatrix>> transformed_, softmax_;
+};
+
+// XGBoost's metrics of the evaluation line, computed here (eval_metrics.h).
+struct NativeEvaluation {
+  MetricInput input = MetricInput::kPredictions;
+  int threads = 1;
+  // The line's (set index, metric), in XGBoost's order.
+  std::vector<std::pair<std::size_t, std::string>> metrics;
+};
+
+bool Agree(double native, double xgboost) {
+  if (std::isnan(native) || std::isnan(xgboost)) return std::isnan(native) && std::isnan(xgboost);
+  double diff = std::fabs(native - xgboost);
+  return diff <= 1e-9 || diff <= 1e-6 * std::fabs(xgboost);
+}
+
+Result<double> EvalNative(const NativeEvaluation& native, RoundPredictions& predictions,
+                          std::span<const EvalSet> evals, std::size_t set,
+                          const std::string& metric) {
+  ASSIGN_OR_RETURN(const PredictionMatrix* p, predictions.ForMetrics(set, native.input));
+  const DMatrix& m = *evals[set].matrix;
+  return EvalMetric(metric, *p, m.labels(), m.weights(), native.threads);
+}
+
+// The evaluation computed here, when every metric of XGBoost's line `builtin` is one
+// eval_metrics.h reproduces and agrees with XGBoost's value; nullopt otherwise.
+std::optional<NativeEvaluation> PlanNativeEvaluation(const Booster& booster,
+                                                     std::span<const EvalSet> evals,
+                                                     std::span<const EvalEntry> builtin,
+                                                     RoundPredictions& predictions) {
+  auto config = booster.ConfigJson();
+  if (!config.ok()) return std::nullopt;
+  auto settings = ReadLearnerSettings(*config);
+  if (!settings.ok()) return std::nullopt;
+  std::optional<MetricInput> input = MetricInputFor(settings->objective);
+  if (!input.has_value()) return std::nullopt;
+  NativeEvaluation native{.input = *input, .threads = settings->threads, .metrics = {}};
+  for (const EvalEntry& b : builtin) {
+    std::optional<std::size_t> set;
+    for (std::size_t i = 0; i < evals.size(); ++i) {
+      if (evals[i].name != b.set) continue;
+      if (set.has_value()) return std::nullopt;  // two sets of one name: ambiguous
+      set = i;
+    }
+    if (!set.has_value()) return std::nullopt;
+    auto value = EvalNative(native, predictions, evals, *set, b.metric);
+    if (!value.ok() || !Agree(*value, b.value)) return std::nullopt;
+    native.metrics.emplace_back(*set, b.metric);
+  }
+  return native;
 }
 
 }  // namespace
@@ -162,23 +248,45 @@ Result<BoostingResult> RunBoosting(Booster& booster, const DMatrix& train,
   BoostingResult result;
   std::optional<double> best;
   int rounds_without_improvement = 0;
+  std::optional<NativeEvaluation> native;  // decided in round 0
   for (int round = 0; round < options.num_round; ++round) {
     RETURN_IF_ERROR(booster.UpdateOneIter(round, train));
     result.rounds = round + 1;
     if (evals.empty()) continue;
 
-    ASSIGN_OR_RETURN(std::string raw, booster.EvalOneIter(round, matrices, names));
-    ASSIGN_OR_RETURN(std::vector<EvalEntry> builtin, ParseEvalLine(raw));
+    RoundPredictions predictions(booster, evals);
+    std::vector<EvalEntry> builtin;
+    if (native.has_value()) {
+      for (const auto& [set, metric] : native->metrics) {
+        auto value = EvalNative(*native, predictions, evals, set, metric);
+        if (!value.ok()) {
+          // Predictions this file does not evaluate (a NaN score for auc): XGBoost from now on.
+          native.reset();
+          builtin.clear();
+          break;
+        }
+        builtin.push_back({evals[set].name, metric, *value});
+      }
+    }
+    if (!native.has_value()) {
+      ASSIGN_OR_RETURN(std::string raw, booster.EvalOneIter(round, matrices, names));
+      ASSIGN_OR_RETURN(builtin, ParseEvalLine(raw));
+      if (round == 0 && options.native_metrics) {
+        native = PlanNativeEvaluation(booster, evals, builtin, predictions);
+        result.native_evaluation = native.has_value();
+      }
+    }
     // Per set: XGBoost's metrics, then the container's.
     std::vector<EvalEntry> entries;
-    for (const EvalSet& e : evals) {
+    for (std::size_t i = 0; i < evals.size(); ++i) {
+      const EvalSet& e = evals[i];
       for (const EvalEntry& b : builtin) {
         if (b.set == e.name) entries.push_back(b);
       }
       if (options.custom_metrics.empty()) continue;
-      ASSIGN_OR_RETURN(PredictionMatrix predictions, booster.Predict(*e.matrix));
+      ASSIGN_OR_RETURN(const PredictionMatrix* predicted, predictions.Transformed(i));
       for (const std::string& m : options.custom_metrics) {
-        auto value = ContainerMetric(m, predictions, e.matrix->labels());
+        auto value = ContainerMetric(m, *predicted, e.matrix->labels());
         if (!value.ok()) {
           return InvalidArgument(fmt::format("{} channel: {}", e.name, value.status().message()));
         }

@@ -84,6 +84,7 @@ Result<DMatrix> DMatrix::FromBatch(const data::Batch& batch, int nthread) {
     RETURN_IF_ERROR(Check(
         XGDMatrixSetFloatInfo(handle, "weight", batch.weights.data(), batch.weights.size()),
         "cannot set instance weights"));
+    out.weights_ = batch.weights;
   }
   return out;
 }
@@ -133,11 +134,13 @@ Result<std::string> Booster::EvalOneIter(int iteration, std::span<const DMatrix*
   return std::string(out);
 }
 
-Result<PredictionMatrix> Booster::Predict(const DMatrix& matrix, int iteration_end) const {
+Result<PredictionMatrix> Booster::Predict(const DMatrix& matrix, int iteration_end,
+                                          bool output_margin) const {
+  // "type": 0 is the transformed prediction, 1 the margin.
   std::string config = fmt::format(
-      R"({{"type": 0, "training": false, "iteration_begin": 0, "iteration_end": {}, )"
+      R"({{"type": {}, "training": false, "iteration_begin": 0, "iteration_end": {}, )"
       R"("strict_shape": false}})",
-      iteration_end);
+      output_margin ? 1 : 0, iteration_end);
   const bst_ulong* shape = nullptr;
   bst_ulong dims = 0;
   const float* result = nullptr;

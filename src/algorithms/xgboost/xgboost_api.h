@@ -35,6 +35,8 @@ class DMatrix {
   std::uint64_t rows() const { return rows_; }
   std::uint64_t cols() const { return cols_; }
   const std::vector<float>& labels() const { return labels_; }
+  // The instance weights; empty when the batch had none (every row weighs 1).
+  const std::vector<float>& weights() const { return weights_; }
   void* handle() const { return handle_.get(); }
 
  private:
@@ -43,7 +45,9 @@ class DMatrix {
   };
   std::unique_ptr<void, Free> handle_;
   std::uint64_t rows_ = 0, cols_ = 0;
-  std::vector<float> labels_;  // kept for metrics computed here (accuracy, f1, mse)
+  // Kept for the metrics computed here (eval_metrics.h, accuracy, f1, mse).
+  std::vector<float> labels_;
+  std::vector<float> weights_;
 };
 
 // Prediction output: `values` holds rows * width floats, row-major.
@@ -67,8 +71,11 @@ class Booster {
   Result<std::string> EvalOneIter(int iteration, std::span<const DMatrix* const> sets,
                                   std::span<const std::string> names);
   // Transformed predictions (probabilities for binary:logistic, ...) from the first
-  // `iteration_end` boosting rounds (0: all).
-  Result<PredictionMatrix> Predict(const DMatrix& matrix, int iteration_end = 0) const;
+  // `iteration_end` boosting rounds (0: all); with `output_margin`, the untransformed sums.
+  // With all rounds, a matrix in the booster's cache is answered from XGBoost's prediction
+  // cache (no tree is walked).
+  Result<PredictionMatrix> Predict(const DMatrix& matrix, int iteration_end = 0,
+                                   bool output_margin = false) const;
 
   Status SetAttr(std::string_view name, std::string_view value);
   Result<std::optional<std::string>> GetAttr(std::string_view name) const;

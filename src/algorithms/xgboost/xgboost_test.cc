@@ -20,6 +20,7 @@
 
 #include "algorithms/training_context.h"
 #include "algorithms/xgboost/boosting.h"
+#include "algorithms/xgboost/eval_metrics.h"
 #include "algorithms/xgboost/xgboost_algorithm.h"
 #include "algorithms/xgboost/xgboost_api.h"
 #include "algorithms/xgboost/xgboost_model.h"
@@ -108,7 +109,7 @@ struct Trained {
 };
 
 Trained Train(std::map<std::string, std::string> raw, const data::Batch& train,
-              const data::Batch* validation) {
+              const data::Batch* validation, bool native_metrics = true) {
   Trained t;
   auto plan = Plan(raw);
   EXPECT_TRUE(plan.ok()) << plan.status().ToString();
@@ -135,7 +136,8 @@ Trained Train(std::map<std::string, std::string> raw, const data::Batch& train,
   BoostingOptions options{.num_round = plan->num_round,
                           .early_stopping_rounds = plan->early_stopping_rounds,
                           .custom_metrics = plan->custom_metrics,
-                          .num_parallel_tree = plan->num_parallel_tree};
+                          .num_parallel_tree = plan->num_parallel_tree,
+                          .native_metrics = native_metrics};
   auto result = RunBoosting(*t.booster, *t.train, evals, options,
                             [&](std::string_view line) { t.lines.emplace_back(line); });
   EXPECT_TRUE(result.ok()) << result.status().ToString();
@@ -391,6 +393,270 @@ TEST(XGBoostTraining, LabelOutsideTheObjectivesRangeFailsWithXGBoostsReason) {
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("label must be in [0,1]"), std::string::npos) << s.message();
   EXPECT_EQ(s.message().find(".cc:"), std::string::npos) << "source location kept: " << s.message();
+}
+
+// ---------------------------------------------------------------------------------------
+// XGBoost's metrics computed here
+
+data::Batch WithWeights(data::Batch b, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> weight(0.2f, 3.0f);
+  b.weights.resize(b.rows);
+  for (float& w : b.weights) w = weight(rng);
+  return b;
+}
+
+// Features rounded to whole numbers: few distinct rows, so many rows share a score.
+data::Batch Coarse(data::Batch b) {
+  for (float& x : b.dense) {
+    if (!std::isnan(x)) x = std::round(x);
+  }
+  return b;
+}
+
+bool Close(double native, double xgboost) {
+  if (std::isnan(native) || std::isnan(xgboost)) return std::isnan(native) && std::isnan(xgboost);
+  return std::fabs(native - xgboost) <= std::max(1e-9, 1e-6 * std::fabs(xgboost));
+}
+
+struct MetricCase {
+  std::string name;
+  Task task;
+  std::string objective;
+  std::vector<std::string> metrics;
+  bool weighted = false;
+  bool coarse = false;
+  std::vector<std::pair<std::string, std::string>> params = {};
+};
+
+class NativeMetricMatchesXGBoost : public ::testing::TestWithParam<MetricCase> {};
+
+// Every round, every metric of XGBoost's evaluation line against EvalMetric on the
+// predictions, on the training set and a validation set.
+TEST_P(NativeMetricMatchesXGBoost, EveryRoundOnTrainAndValidation) {
+  const MetricCase& c = GetParam();
+  data::Batch train = MakeData(c.task, 3000, 6, 41);
+  data::Batch valid = MakeData(c.task, 1000, 6, 42);
+  if (c.coarse) {
+    train = Coarse(std::move(train));
+    valid = Coarse(std::move(valid));
+  }
+  if (c.weighted) {
+    train = WithWeights(std::move(train), 43);
+    valid = WithWeights(std::move(valid), 44);
+  }
+  auto train_m = DMatrix::FromBatch(train, 2);
+  auto valid_m = DMatrix::FromBatch(valid, 2);
+  ASSERT_TRUE(train_m.ok() && valid_m.ok());
+  EXPECT_EQ(train_m->weights().size(), c.weighted ? train.rows : 0u);
+  const DMatrix* sets[] = {&*train_m, &*valid_m};
+  const std::string names[] = {"train", "validation"};
+  auto booster = Booster::Create(sets);
+  ASSERT_TRUE(booster.ok());
+  ASSERT_TRUE(booster->SetParam("objective", c.objective).ok());
+  ASSERT_TRUE(booster->SetParam("nthread", "2").ok());
+  ASSERT_TRUE(booster->SetParam("max_depth", "3").ok());
+  for (const auto& [k, v] : c.params) ASSERT_TRUE(booster->SetParam(k, v).ok()) << k;
+  for (const std::string& m : c.metrics) ASSERT_TRUE(booster->SetParam("eval_metric", m).ok());
+
+  std::size_t compared = 0;
+  for (int round = 0; round < 6; ++round) {
+    ASSERT_TRUE(booster->UpdateOneIter(round, *train_m).ok());
+    auto line = booster->EvalOneIter(round, sets, names);
+    ASSERT_TRUE(line.ok()) << line.status().ToString();
+    auto entries = ParseEvalLine(*line);
+    ASSERT_TRUE(entries.ok());
+    ASSERT_EQ(entries->size(), 2 * c.metrics.size()) << *line;
+    auto settings = ReadLearnerSettings(*booster->ConfigJson());
+    ASSERT_TRUE(settings.ok()) << settings.status().ToString();
+    EXPECT_EQ(settings->objective, c.objective);
+    EXPECT_EQ(settings->threads, 2);
+    auto input = MetricInputFor(c.objective);
+    ASSERT_TRUE(input.has_value());
+    for (const EvalEntry& e : *entries) {
+      const DMatrix& m = e.set == "train" ? *train_m : *valid_m;
+      auto p = booster->Predict(m, 0, *input == MetricInput::kSoftmaxOfMargins);
+      ASSERT_TRUE(p.ok());
+      if (*input == MetricInput::kSoftmaxOfMargins) SoftmaxRows(*p);
+      auto native = EvalMetric(e.metric, *p, m.labels(), m.weights(), settings->threads);
+      ASSERT_TRUE(native.ok()) << e.metric << ": " << native.status().ToString();
+      EXPECT_TRUE(Close(*native, e.value))
+          << "round " << round << " " << e.set << "-" << e.metric << ": " << *native
+          << " here, " << e.value << " by XGBoost";
+      ++compared;
+    }
+    if (c.coarse && round == 0) {
+      // Scores do tie: far fewer distinct scores than rows.
+      auto p = booster->Predict(*train_m);
+      std::set<float> distinct(p->values.begin(), p->values.end());
+      EXPECT_LT(distinct.size(), train.rows / 10);
+    }
+  }
+  EXPECT_EQ(compared, 6 * 2 * c.metrics.size());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Metrics, NativeMetricMatchesXGBoost,
+    ::testing::Values(
+        MetricCase{"Binary", Task::kBinary, "binary:logistic",
+                   {"logloss", "error", "error@0.7", "auc", "rmse", "mae", "rmsle"}},
+        MetricCase{"BinaryWeighted", Task::kBinary, "binary:logistic",
+                   {"logloss", "error", "error@0.25", "auc", "rmse", "mae"}, true},
+        MetricCase{"BinaryTiedScores", Task::kBinary, "binary:logistic",
+                   {"auc", "logloss", "error"}, false, true, {{"max_depth", "2"}}},
+        MetricCase{"BinaryTiedScoresWeighted", Task::kBinary, "binary:logistic",
+                   {"auc", "logloss"}, true, true, {{"max_depth", "2"}}},
+        MetricCase{"Logitraw", Task::kBinary, "binary:logitraw", {"auc", "error@0"}},
+        MetricCase{"Hinge", Task::kBinary, "binary:hinge", {"error", "auc"}, true},
+        MetricCase{"Softprob", Task::kMulticlass, "multi:softprob", {"mlogloss", "merror"},
+                   false, false, {{"num_class", "3"}}},
+        MetricCase{"SoftprobWeighted", Task::kMulticlass, "multi:softprob",
+                   {"merror", "mlogloss"}, true, false, {{"num_class", "3"}}},
+        MetricCase{"Softmax", Task::kMulticlass, "multi:softmax", {"mlogloss", "merror"},
+                   true, false, {{"num_class", "3"}}},
+        MetricCase{"Regression", Task::kRegression, "reg:squarederror", {"rmse", "mae"}},
+        MetricCase{"RegressionWeighted", Task::kRegression, "reg:squarederror",
+                   {"rmse", "mae"}, true},
+        MetricCase{"Poisson", Task::kCount, "count:poisson",
+                   {"poisson-nloglik", "rmse", "rmsle", "mae"}},
+        MetricCase{"PoissonWeighted", Task::kCount, "count:poisson",
+                   {"poisson-nloglik", "rmsle"}, true}),
+    [](const ::testing::TestParamInfo<MetricCase>& info) { return info.param.name; });
+
+TEST(XGBoostNativeMetrics, AucGivesTiedScoresHalfAPairAndNanWithOneClass) {
+  PredictionMatrix p{.rows = 4, .width = 1, .values = {0.9f, 0.5f, 0.5f, 0.1f}};
+  std::vector<float> labels = {1, 1, 0, 0};
+  // Pairs (positive, negative): 0.9 beats both, 0.5 ties 0.5 and beats 0.1: 3.5 of 4.
+  EXPECT_DOUBLE_EQ(*EvalMetric("auc", p, labels, {}, 1), 0.875);
+  EXPECT_DOUBLE_EQ(*EvalMetric("auc", p, labels, {}, 1), Auc(p.values, labels));
+  // Weighted: a pair counts w_pos * w_neg. Pairs: (0.9,0.5) 2*3 win, (0.9,0.1) 2*1 win,
+  // (0.5,0.5) 1*3 tie, (0.5,0.1) 1*1 win: (6 + 2 + 1.5 + 1) / (3 * 4).
+  std::vector<float> weights = {2, 1, 3, 1};
+  EXPECT_DOUBLE_EQ(*EvalMetric("auc", p, labels, weights, 1), 10.5 / 12);
+  EXPECT_TRUE(std::isnan(*EvalMetric("auc", p, std::vector<float>{0, 0, 0, 0}, {}, 1)));
+  EXPECT_TRUE(std::isnan(*EvalMetric("auc", p, std::vector<float>{1, 1, 1, 1}, {}, 1)));
+  // Negative scores (binary:logitraw margins) and -0 order as numbers.
+  PredictionMatrix margins{.rows = 5, .width = 1, .values = {-2.0f, 0.0f, -0.0f, 3.0f, -7.5f}};
+  std::vector<float> y = {0, 1, 0, 1, 0};
+  EXPECT_DOUBLE_EQ(*EvalMetric("auc", margins, y, {}, 1), Auc(margins.values, y));
+}
+
+TEST(XGBoostNativeMetrics, LeavesTheRestToXGBoost) {
+  PredictionMatrix binary{.rows = 2, .width = 1, .values = {0.2f, 0.8f}};
+  std::vector<float> labels = {0, 1};
+  for (const char* name : {"aucpr", "ndcg", "ndcg@3", "map", "cox-nloglik", "gamma-deviance",
+                           "gamma-nloglik", "tweedie-nloglik@1.5", "mape", "mphe", "error@x"}) {
+    auto v = EvalMetric(name, binary, labels, {}, 1);
+    ASSERT_FALSE(v.ok()) << name;
+    EXPECT_EQ(v.status().code(), StatusCode::kUnimplemented) << name;
+  }
+  PredictionMatrix multi{.rows = 2, .width = 2, .values = {0.2f, 0.8f, 0.6f, 0.4f}};
+  EXPECT_EQ(EvalMetric("auc", multi, labels, {}, 1).status().code(), StatusCode::kUnimplemented);
+  EXPECT_EQ(EvalMetric("logloss", multi, labels, {}, 1).status().code(),
+            StatusCode::kUnimplemented);
+  EXPECT_EQ(EvalMetric("merror", binary, labels, {}, 1).status().code(),
+            StatusCode::kUnimplemented);
+  EXPECT_EQ(EvalMetric("rmse", binary, std::vector<float>{0, 1, 1}, {}, 1).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(EvalMetric("rmse", binary, labels, std::vector<float>{1}, 1).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(EvalMetric("mlogloss", multi, std::vector<float>{0, 2}, {}, 1).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_FALSE(MetricInputFor("rank:pairwise").has_value());
+  EXPECT_FALSE(MetricInputFor("survival:aft").has_value());
+  EXPECT_EQ(MetricInputFor("multi:softmax"), MetricInput::kSoftmaxOfMargins);
+  EXPECT_EQ(MetricInputFor("binary:logistic"), MetricInput::kPredictions);
+}
+
+TEST(XGBoostNativeMetrics, WeightedMeansAndTheErrorThreshold) {
+  PredictionMatrix p{.rows = 3, .width = 1, .values = {0.6f, 0.8f, 0.3f}};
+  std::vector<float> labels = {0, 1, 1};
+  std::vector<float> weights = {1, 2, 3};
+  // Wrong at 0.5: rows 0 and 2 -> (1 + 3) / 6. At 0.2: row 0. At 0.7 (unweighted): row 2.
+  EXPECT_DOUBLE_EQ(*EvalMetric("error", p, labels, weights, 1), 4.0 / 6);
+  EXPECT_DOUBLE_EQ(*EvalMetric("error@0.2", p, labels, weights, 1), 1.0 / 6);
+  EXPECT_DOUBLE_EQ(*EvalMetric("error@0.7", p, labels, {}, 2), 1.0 / 3);
+  double mae = (1 * 0.6 + 2 * 0.2 + 3 * 0.7) / 6;
+  EXPECT_NEAR(*EvalMetric("mae", p, labels, weights, 3), mae, 1e-7);
+  double mse = (1 * 0.36 + 2 * 0.04 + 3 * 0.49) / 6;
+  EXPECT_NEAR(*EvalMetric("rmse", p, labels, weights, 1), std::sqrt(mse), 1e-7);
+  double logloss = -(std::log(0.4) + 2 * std::log(0.8) + 3 * std::log(0.3)) / 6;
+  EXPECT_NEAR(*EvalMetric("logloss", p, labels, weights, 2), logloss, 1e-6);
+}
+
+// The training loop: the same lines whether XGBoost's metrics are computed here or by
+// XGBoost, and XGBoost keeps the metrics not reproduced here.
+struct LoopCase {
+  std::string name;
+  Task task;
+  std::map<std::string, std::string> hps;
+  bool weighted = false;
+  bool native_expected = true;
+};
+
+class NativeEvaluationLoop : public ::testing::TestWithParam<LoopCase> {};
+
+TEST_P(NativeEvaluationLoop, PrintsTheSameLinesAsXGBoostsEvaluation) {
+  const LoopCase& c = GetParam();
+  data::Batch train = MakeData(c.task, 2000, 6, 51);
+  data::Batch valid = MakeData(c.task, 700, 6, 52);
+  if (c.weighted) {
+    train = WithWeights(std::move(train), 53);
+    valid = WithWeights(std::move(valid), 54);
+  }
+  Trained native = Train(c.hps, train, &valid, true);
+  Trained xgboost = Train(c.hps, train, &valid, false);
+  EXPECT_EQ(native.result.native_evaluation, c.native_expected);
+  EXPECT_FALSE(xgboost.result.native_evaluation);
+  ASSERT_FALSE(native.lines.empty());
+  EXPECT_EQ(native.lines, xgboost.lines);
+  EXPECT_EQ(native.result.rounds, xgboost.result.rounds);
+  EXPECT_EQ(native.result.best_iteration, xgboost.result.best_iteration);
+  ASSERT_EQ(native.result.best_score.has_value(), xgboost.result.best_score.has_value());
+  if (native.result.best_score.has_value()) {
+    EXPECT_TRUE(Close(*native.result.best_score, *xgboost.result.best_score));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Loops, NativeEvaluationLoop,
+    ::testing::Values(
+        LoopCase{"BinaryWithContainerMetrics", Task::kBinary,
+                 {{"num_round", "12"}, {"objective", "binary:logistic"},
+                  {"eval_metric", "logloss,auc,error@0.6,accuracy,f1"}}},
+        LoopCase{"BinaryWeightedEarlyStopping", Task::kBinary,
+                 {{"num_round", "60"}, {"objective", "binary:logistic"}, {"eta", "0.8"},
+                  {"eval_metric", "error,logloss"}, {"early_stopping_rounds", "3"}},
+                 true},
+        LoopCase{"SoftmaxWithContainerMetrics", Task::kMulticlass,
+                 {{"num_round", "8"}, {"objective", "multi:softmax"}, {"num_class", "3"},
+                  {"eval_metric", "mlogloss,merror,accuracy,mse"}}},
+        LoopCase{"RegressionWithContainerMse", Task::kRegression,
+                 {{"num_round", "10"}, {"objective", "reg:squarederror"},
+                  {"eval_metric", "mae,mse"}},
+                 true},
+        LoopCase{"UnsupportedMetricKeepsXGBoost", Task::kBinary,
+                 {{"num_round", "6"}, {"objective", "binary:logistic"},
+                  {"eval_metric", "logloss,aucpr"}},
+                 false, false},
+        LoopCase{"RankingKeepsXGBoost", Task::kBinary,
+                 {{"num_round", "4"}, {"objective", "rank:pairwise"}, {"eval_metric", "ndcg"}},
+                 false, false}),
+    [](const ::testing::TestParamInfo<LoopCase>& info) { return info.param.name; });
+
+TEST(XGBoostNativeMetrics, AucOfOneClassPrintsNanBothWays) {
+  data::Batch train = MakeData(Task::kBinary, 500, 4, 61);
+  data::Batch valid = MakeData(Task::kBinary, 200, 4, 62);
+  std::fill(valid.labels.begin(), valid.labels.end(), 0.0f);
+  std::map<std::string, std::string> hps = {
+      {"num_round", "3"}, {"objective", "binary:logistic"}, {"eval_metric", "auc"}};
+  Trained native = Train(hps, train, &valid, true);
+  Trained xgboost = Train(hps, train, &valid, false);
+  EXPECT_TRUE(native.result.native_evaluation);
+  ASSERT_EQ(native.lines.size(), 3u);
+  EXPECT_EQ(native.lines, xgboost.lines);
+  EXPECT_NE(native.lines.back().find("validation-auc:nan"), std::string::npos)
+      << native.lines.back();
 }
 
 // ---------------------------------------------------------------------------------------
