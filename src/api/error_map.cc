@@ -33,6 +33,10 @@ WireError ToWireError(const Status& status) {
     case StatusCode::kUnavailable:
       e = {503, "ServiceUnavailable"};
       break;
+    case StatusCode::kDeadlineExceeded:
+    case StatusCode::kAborted:
+      e = {500, "InternalFailure"};
+      break;
     case StatusCode::kInternal:
       e = {500, "InternalFailure"};
       break;

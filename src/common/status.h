@@ -28,6 +28,8 @@ enum class StatusCode {
   kPermissionDenied,    // authenticated but not allowed
   kUnimplemented,       // the operation is not supported
   kUnavailable,         // try again later
+  kDeadlineExceeded,    // no answer in time
+  kAborted,             // cut off midway: whether it took effect is unknown
   kInternal,            // a bug or an environment failure
 };
 

@@ -72,6 +72,9 @@ S3Error FromCode(StatusCode code) {
       return {501, "NotImplemented"};
     case StatusCode::kUnavailable:
       return {503, "ServiceUnavailable"};
+    case StatusCode::kDeadlineExceeded:
+    case StatusCode::kAborted:
+      return {500, "InternalError"};
   }
   return {500, "InternalError"};
 }

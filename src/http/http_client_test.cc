@@ -1,0 +1,217 @@
+#include "http/http_client.h"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio.hpp>
+#include <gtest/gtest.h>
+
+namespace hearth::http {
+namespace {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using std::chrono::milliseconds;
+
+// A loopback peer that serves each accepted connection with `behaviour` on its own thread,
+// counting connections and requests, so the tests can see what went over the wire.
+class ScriptedPeer {
+ public:
+  using Behaviour = std::function<void(tcp::socket&, ScriptedPeer&)>;
+
+  explicit ScriptedPeer(Behaviour behaviour) : behaviour_(std::move(behaviour)) {
+    acceptor_.open(tcp::v4());
+    acceptor_.set_option(asio::socket_base::reuse_address(true));
+    acceptor_.bind(tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    acceptor_.listen();
+    accept_thread_ = std::thread([this] {
+      while (true) {
+        boost::system::error_code ec;
+        tcp::socket socket(io_);
+        acceptor_.accept(socket, ec);
+        if (ec || stopping_) return;
+        ++connections;
+        workers_.emplace_back([this, s = std::move(socket)]() mutable { behaviour_(s, *this); });
+      }
+    });
+  }
+
+  ~ScriptedPeer() {
+    stopping_ = true;
+    boost::system::error_code ec;
+    tcp::socket wake(io_);
+    wake.connect(acceptor_.local_endpoint(), ec);
+    accept_thread_.join();
+    for (auto& w : workers_) w.join();
+  }
+
+  std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+
+  // Reads one request's head (and a Content-Length body); false at end of stream.
+  static bool ReadRequest(tcp::socket& socket, std::string* head_out = nullptr) {
+    std::string data;
+    char c;
+    boost::system::error_code ec;
+    while (data.find("\r\n\r\n") == std::string::npos) {
+      if (asio::read(socket, asio::buffer(&c, 1), ec) != 1) return false;
+      data.push_back(c);
+    }
+    std::size_t length = 0;
+    if (auto at = data.find("Content-Length: "); at != std::string::npos) {
+      length = std::stoul(data.substr(at + 16));
+    }
+    std::string body(length, '\0');
+    if (length > 0 && asio::read(socket, asio::buffer(body), ec) != length) return false;
+    if (head_out) *head_out = data + body;
+    return true;
+  }
+
+  static void Reply(tcp::socket& socket, const std::string& body, bool keep_alive = true) {
+    std::string response = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
+                           (keep_alive ? "\r\n" : "\r\nConnection: close\r\n") + "\r\n" + body;
+    boost::system::error_code ec;
+    asio::write(socket, asio::buffer(response), ec);
+  }
+
+  std::atomic<int> connections{0};
+  std::atomic<int> requests{0};
+
+ private:
+  Behaviour behaviour_;
+  asio::io_context io_;
+  tcp::acceptor acceptor_{io_};
+  std::atomic<bool> stopping_{false};
+  std::thread accept_thread_;
+  std::vector<std::thread> workers_;  // joined in the destructor
+};
+
+ClientRequest Post(std::string body) {
+  ClientRequest r;
+  r.method = "POST";
+  r.target = "/invocations";
+  r.headers = {{"Content-Type", "text/csv"}};
+  r.body = std::move(body);
+  return r;
+}
+
+TEST(ConnectionPool, KeepsOneConnectionAliveAcrossRequests) {
+  ScriptedPeer peer([](tcp::socket& s, ScriptedPeer& p) {
+    std::string request;
+    while (ScriptedPeer::ReadRequest(s, &request)) {
+      ++p.requests;
+      ScriptedPeer::Reply(s, "echo:" + request.substr(request.find("\r\n\r\n") + 4));
+    }
+  });
+  ConnectionPool pool("127.0.0.1", peer.port());
+  for (int i = 0; i < 5; ++i) {
+    auto response = pool.Send(Post("1," + std::to_string(i)), milliseconds(5000));
+    ASSERT_TRUE(response.ok()) << response.status().ToString();
+    EXPECT_EQ(response->status, 200);
+    EXPECT_EQ(response->body, "echo:1," + std::to_string(i));
+  }
+  EXPECT_EQ(peer.connections.load(), 1);
+  EXPECT_EQ(peer.requests.load(), 5);
+}
+
+TEST(ConnectionPool, ResendsOnAFreshConnectionWhenTheKeptOneWasClosed) {
+  // Each connection answers one request, then closes without saying so (as a server whose
+  // keep-alive timeout expired does): the next request finds the kept connection dead.
+  ScriptedPeer peer([](tcp::socket& s, ScriptedPeer& p) {
+    if (!ScriptedPeer::ReadRequest(s)) return;
+    ++p.requests;
+    ScriptedPeer::Reply(s, "ok");
+    s.shutdown(tcp::socket::shutdown_both);
+    s.close();
+  });
+  ConnectionPool pool("127.0.0.1", peer.port());
+  for (int i = 0; i < 3; ++i) {
+    auto response = pool.Send(Post("x"), milliseconds(5000));
+    ASSERT_TRUE(response.ok()) << i << ": " << response.status().ToString();
+    EXPECT_EQ(response->body, "ok");
+  }
+  // Delivered exactly once each.
+  EXPECT_EQ(peer.requests.load(), 3);
+  EXPECT_EQ(peer.connections.load(), 3);
+}
+
+TEST(ConnectionPool, ReportsHowFarAFailedRequestGot) {
+  // Nobody listening: not delivered.
+  std::uint16_t closed_port;
+  {
+    asio::io_context io;
+    tcp::acceptor a(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    closed_port = a.local_endpoint().port();
+  }
+  ConnectionPool nobody("127.0.0.1", closed_port);
+  EXPECT_EQ(nobody.Send(Post("x"), milliseconds(2000)).status().code(),
+            StatusCode::kUnavailable);
+
+  // Read, then hung up on: delivered, no answer.
+  ScriptedPeer hangs_up([](tcp::socket& s, ScriptedPeer& p) {
+    if (ScriptedPeer::ReadRequest(s)) ++p.requests;
+    s.close();
+  });
+  ConnectionPool broken("127.0.0.1", hangs_up.port());
+  EXPECT_EQ(broken.Send(Post("x"), milliseconds(2000)).status().code(), StatusCode::kAborted);
+  EXPECT_EQ(hangs_up.requests.load(), 1);
+
+  // Read, then silence: the deadline.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
+  ScriptedPeer silent([&](tcp::socket& s, ScriptedPeer&) {
+    ScriptedPeer::ReadRequest(s);
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return release; });
+  });
+  ConnectionPool slow("127.0.0.1", silent.port());
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(slow.Send(Post("x"), milliseconds(200)).status().code(),
+            StatusCode::kDeadlineExceeded);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, milliseconds(200));
+  {
+    std::lock_guard lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+}
+
+TEST(ConnectionPool, ServesConcurrentCallersOnSeparateConnections) {
+  std::atomic<int> inside{0}, most{0};
+  ScriptedPeer peer([&](tcp::socket& s, ScriptedPeer& p) {
+    while (ScriptedPeer::ReadRequest(s)) {
+      ++p.requests;
+      const int now = ++inside;
+      int seen = most.load();
+      while (now > seen && !most.compare_exchange_weak(seen, now)) {
+      }
+      std::this_thread::sleep_for(milliseconds(20));  // hold the request so others overlap
+      --inside;
+      ScriptedPeer::Reply(s, "ok");
+    }
+  });
+  ConnectionPool pool("127.0.0.1", peer.port());
+  std::vector<std::thread> callers;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < 4; ++t) {
+    callers.emplace_back([&] {
+      for (int i = 0; i < 5; ++i) {
+        if (pool.Send(Post("x"), milliseconds(5000)).ok()) ++ok;
+      }
+    });
+  }
+  for (auto& c : callers) c.join();
+  EXPECT_EQ(ok.load(), 20);
+  EXPECT_EQ(peer.requests.load(), 20);
+  EXPECT_LE(peer.connections.load(), 4);  // reused, never more than the callers at once
+  EXPECT_GE(most.load(), 2);
+}
+
+}  // namespace
+}  // namespace hearth::http
