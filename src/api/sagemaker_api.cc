@@ -3,13 +3,22 @@
 namespace hearth::api {
 
 std::unique_ptr<JsonProtocolService> MakeSageMakerService(
-    control::TrainingJobController& training) {
+    control::TrainingJobController& training, control::ModelController& models,
+    control::EndpointConfigController& endpoint_configs) {
   using nlohmann::json;
   std::map<std::string, OperationHandler> ops = {
       {"CreateTrainingJob", [&](const json& in) { return training.Create(in); }},
       {"DescribeTrainingJob", [&](const json& in) { return training.Describe(in); }},
       {"ListTrainingJobs", [&](const json& in) { return training.List(in); }},
       {"StopTrainingJob", [&](const json& in) { return training.Stop(in); }},
+      {"CreateModel", [&](const json& in) { return models.Create(in); }},
+      {"DescribeModel", [&](const json& in) { return models.Describe(in); }},
+      {"ListModels", [&](const json& in) { return models.List(in); }},
+      {"DeleteModel", [&](const json& in) { return models.Delete(in); }},
+      {"CreateEndpointConfig", [&](const json& in) { return endpoint_configs.Create(in); }},
+      {"DescribeEndpointConfig", [&](const json& in) { return endpoint_configs.Describe(in); }},
+      {"ListEndpointConfigs", [&](const json& in) { return endpoint_configs.List(in); }},
+      {"DeleteEndpointConfig", [&](const json& in) { return endpoint_configs.Delete(in); }},
   };
   return std::make_unique<JsonProtocolService>("SageMaker", ServiceModel::SageMaker(),
                                                std::move(ops));

@@ -4,11 +4,15 @@
 #include <memory>
 
 #include "api/json_protocol.h"
+#include "control/endpoint_configs.h"
+#include "control/models.h"
 #include "control/training_jobs.h"
 
 namespace hearth::api {
 
-// `training` is not owned and must outlive the service.
-std::unique_ptr<JsonProtocolService> MakeSageMakerService(control::TrainingJobController& training);
+// The controllers are not owned and must outlive the service.
+std::unique_ptr<JsonProtocolService> MakeSageMakerService(
+    control::TrainingJobController& training, control::ModelController& models,
+    control::EndpointConfigController& endpoint_configs);
 
 }  // namespace hearth::api

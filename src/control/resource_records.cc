@@ -1,6 +1,7 @@
 #include "control/resource_records.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <ctime>
 
@@ -71,6 +72,67 @@ std::optional<std::int64_t> TimestampMillis(const nlohmann::json& value) {
   const char* rest = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
   if (rest == nullptr) return std::nullopt;
   return static_cast<std::int64_t>(timegm(&tm)) * 1000;
+}
+
+namespace {
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+}  // namespace
+
+Result<metadata::Resource> FindResourceIgnoringCase(metadata::MetadataStore& store,
+                                                    std::string_view kind, std::string_view name) {
+  auto exact = store.Get(kind, name);
+  if (exact.ok() || exact.status().code() != StatusCode::kNotFound) return exact;
+  ASSIGN_OR_RETURN(std::vector<metadata::Resource> all, store.List(kind));
+  const std::string wanted = Lower(name);
+  for (auto& r : all) {
+    if (Lower(r.name) == wanted) return std::move(r);
+  }
+  return NotFound(std::string(kind) + " " + std::string(name) + " does not exist");
+}
+
+Result<nlohmann::json> ListByNameAndCreationTime(metadata::MetadataStore& store, std::string_view kind,
+                                       const nlohmann::json& request, const std::string& result_key,
+                                       const std::string& name_key, const std::string& arn_key) {
+  ASSIGN_OR_RETURN(std::vector<metadata::Resource> all, store.List(kind));
+  auto bound = [&](const char* key) -> std::optional<std::int64_t> {
+    return request.contains(key) ? TimestampMillis(request[key]) : std::nullopt;
+  };
+  const auto created_after = bound("CreationTimeAfter");
+  const auto created_before = bound("CreationTimeBefore");
+  const std::string contains = Lower(request.value("NameContains", ""));
+  std::vector<const metadata::Resource*> rows;
+  for (const auto& r : all) {
+    if (created_after && r.created_millis < *created_after) continue;
+    if (created_before && r.created_millis >= *created_before) continue;
+    if (!contains.empty() && Lower(r.name).find(contains) == std::string::npos) continue;
+    rows.push_back(&r);
+  }
+  const bool by_name = request.value("SortBy", "CreationTime") == "Name";
+  const bool descending = request.value("SortOrder", "Descending") == "Descending";
+  // The store lists by creation time then name, so ties keep a stable, name-ordered place.
+  std::stable_sort(rows.begin(), rows.end(), [&](const auto* a, const auto* b) {
+    return by_name ? a->name < b->name : a->created_millis < b->created_millis;
+  });
+  if (descending) std::reverse(rows.begin(), rows.end());
+  std::vector<std::string> names;
+  names.reserve(rows.size());
+  for (const auto* r : rows) names.push_back(r->name);
+  ASSIGN_OR_RETURN(Page page, Paginate(request, names));
+  nlohmann::json summaries = nlohmann::json::array();
+  for (std::size_t i = page.begin; i < page.end; ++i) {
+    summaries.push_back({{name_key, rows[i]->name},
+                         {arn_key, rows[i]->arn},
+                         {"CreationTime", rows[i]->doc.value("CreationTime", 0.0)}});
+  }
+  nlohmann::json result = {{result_key, std::move(summaries)}};
+  if (page.next_token) result["NextToken"] = *page.next_token;
+  return result;
 }
 
 }  // namespace hearth::control

@@ -3,7 +3,9 @@
 
 #include <functional>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -37,5 +39,21 @@ Result<Page> Paginate(const nlohmann::json& request, const std::vector<std::stri
 // Reads a SageMaker timestamp member (epoch seconds as a number, or an ISO 8601 string) as
 // epoch milliseconds.
 std::optional<std::int64_t> TimestampMillis(const nlohmann::json& value);
+
+// Shared by the controllers of resources that have only a name and a creation time to list
+// by (models, endpoint configs).
+
+// The record of `kind` named `name`, compared without case. NotFound if there is none.
+Result<metadata::Resource> FindResourceIgnoringCase(metadata::MetadataStore& store,
+                                                    std::string_view kind, std::string_view name);
+
+// A List* answer: NameContains (without case), CreationTimeAfter (inclusive) / Before
+// (exclusive), SortBy Name|CreationTime (default CreationTime), SortOrder (default
+// Descending), MaxResults (default 10) / NextToken. Each summary under `result_key` holds the
+// name under `name_key`, the ARN under `arn_key` and the document's CreationTime.
+// ValidationException for a bad NextToken.
+Result<nlohmann::json> ListByNameAndCreationTime(
+    metadata::MetadataStore& store, std::string_view kind, const nlohmann::json& request,
+    const std::string& result_key, const std::string& name_key, const std::string& arn_key);
 
 }  // namespace hearth::control

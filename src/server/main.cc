@@ -22,7 +22,9 @@
 #include "api/logs_api.h"
 #include "api/sagemaker_api.h"
 #include "common/status.h"
+#include "control/endpoint_configs.h"
 #include "control/image_registry.h"
+#include "control/models.h"
 #include "control/training_jobs.h"
 #include "http/http_server.h"
 #include "metadata/sqlite_metadata_store.h"
@@ -127,7 +129,10 @@ int RunServer(const ServerFlags& flags) {
                                           *stores->metadata, *stores->logs, **objects, runtime,
                                           images);
 
-  auto sagemaker = api::MakeSageMakerService(training);
+  control::ModelController models({}, *stores->metadata, **objects, images);
+  control::EndpointConfigController endpoint_configs({}, *stores->metadata);
+
+  auto sagemaker = api::MakeSageMakerService(training, models, endpoint_configs);
   metadata::LogStore& log_store = *stores->logs;
   std::map<std::string, api::OperationHandler> log_ops;
   for (const char* op :
