@@ -53,11 +53,11 @@ Status EndpointConfigController::CheckVariant(const json& variant, const std::st
   }
   if (!variant.contains("ModelName")) return NullMember(path + ".modelName");
   const std::string model = variant["ModelName"].get<std::string>();
-  auto found = FindResourceIgnoringCase(store_, ModelController::kKind, model);
-  if (!found.ok()) {
-    if (found.status().code() != StatusCode::kNotFound) return found.status();
-    return Validation("Could not find model \"" + SageMakerArn(account_, "model", model) + "\".");
-  }
+  RETURN_IF_ERROR(
+      FindResourceIgnoringCase(
+          store_, ModelController::kKind, model,
+          Validation("Could not find model \"" + SageMakerArn(account_, "model", model) + "\"."))
+          .status());
   if (!variant.contains("InstanceType")) return NullMember(path + ".instanceType");
   if (!variant.contains("InitialInstanceCount")) return NullMember(path + ".initialInstanceCount");
   return Status::Ok();
@@ -102,26 +102,16 @@ Result<json> EndpointConfigController::Create(const json& request) {
   const Status duplicate =
       Validation("Cannot create already existing endpoint configuration \"" + arn + "\".");
   std::lock_guard<std::mutex> lock(create_mu_);
-  auto existing = FindResourceIgnoringCase(store_, kKind, name);
-  if (existing.ok()) return duplicate;
-  if (existing.status().code() != StatusCode::kNotFound) return existing.status();
-  Status created = store_.Create(r, {"", "", now, "CreateEndpointConfig"});
-  if (created.code() == StatusCode::kAlreadyExists) return duplicate;
-  RETURN_IF_ERROR(created);
+  RETURN_IF_ERROR(CreateIfAbsentIgnoringCase(store_, r, {"", "", now, "CreateEndpointConfig"}, duplicate));
   return json{{"EndpointConfigArn", arn}};
 }
 
 Result<json> EndpointConfigController::Describe(const json& request) {
   const std::string name = request.value("EndpointConfigName", "");
-  auto r = FindResourceIgnoringCase(store_, kKind, name);
-  if (!r.ok()) {
-    if (r.status().code() == StatusCode::kNotFound) {
-      return Validation("Could not find endpoint configuration \"" +
-                        SageMakerArn(account_, "endpoint-config", name) + "\".");
-    }
-    return r.status();
-  }
-  return r->doc;
+  const Status missing = Validation("Could not find endpoint configuration \"" +
+                                    SageMakerArn(account_, "endpoint-config", name) + "\".");
+  ASSIGN_OR_RETURN(metadata::Resource r, FindResourceIgnoringCase(store_, kKind, name, missing));
+  return r.doc;
 }
 
 Result<json> EndpointConfigController::List(const json& request) {
@@ -133,8 +123,8 @@ Result<json> EndpointConfigController::Delete(const json& request) {
   const std::string name = request.value("EndpointConfigName", "");
   const Status missing = Validation("Could not find endpoint configuration \"" +
                                     SageMakerArn(account_, "endpoint-config", name) + "\".");
-  auto r = FindResourceIgnoringCase(store_, kKind, name);
-  if (!r.ok()) return r.status().code() == StatusCode::kNotFound ? missing : r.status();
+  auto r = FindResourceIgnoringCase(store_, kKind, name, missing);
+  if (!r.ok()) return r.status();
   Status deleted = store_.Delete(kKind, r->name);
   if (deleted.code() == StatusCode::kNotFound) return missing;
   RETURN_IF_ERROR(deleted);

@@ -112,25 +112,16 @@ Result<json> ModelController::Create(const json& request) {
 
   const Status duplicate = Validation("Cannot create already existing model \"" + arn + "\".");
   std::lock_guard<std::mutex> lock(create_mu_);
-  auto existing = FindResourceIgnoringCase(store_, kKind, name);
-  if (existing.ok()) return duplicate;
-  if (existing.status().code() != StatusCode::kNotFound) return existing.status();
-  Status created = store_.Create(r, {"", "", now, "CreateModel"});
-  if (created.code() == StatusCode::kAlreadyExists) return duplicate;
-  RETURN_IF_ERROR(created);
+  RETURN_IF_ERROR(CreateIfAbsentIgnoringCase(store_, r, {"", "", now, "CreateModel"}, duplicate));
   return json{{"ModelArn", arn}};
 }
 
 Result<json> ModelController::Describe(const json& request) {
   const std::string name = request.value("ModelName", "");
-  auto r = FindResourceIgnoringCase(store_, kKind, name);
-  if (!r.ok()) {
-    if (r.status().code() == StatusCode::kNotFound) {
-      return Validation("Could not find model \"" + SageMakerArn(account_, "model", name) + "\".");
-    }
-    return r.status();
-  }
-  return r->doc;
+  const Status missing =
+      Validation("Could not find model \"" + SageMakerArn(account_, "model", name) + "\".");
+  ASSIGN_OR_RETURN(metadata::Resource r, FindResourceIgnoringCase(store_, kKind, name, missing));
+  return r.doc;
 }
 
 Result<json> ModelController::List(const json& request) {
@@ -141,8 +132,8 @@ Result<json> ModelController::Delete(const json& request) {
   const std::string name = request.value("ModelName", "");
   const Status missing =
       Validation("Could not find model \"" + SageMakerArn(account_, "model", name) + "\".");
-  auto r = FindResourceIgnoringCase(store_, kKind, name);
-  if (!r.ok()) return r.status().code() == StatusCode::kNotFound ? missing : r.status();
+  auto r = FindResourceIgnoringCase(store_, kKind, name, missing);
+  if (!r.ok()) return r.status();
   Status deleted = store_.Delete(kKind, r->name);
   // Deleted meanwhile by another request: that one answered {} and this one did not find it.
   if (deleted.code() == StatusCode::kNotFound) return missing;

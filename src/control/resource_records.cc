@@ -96,6 +96,26 @@ Result<metadata::Resource> FindResourceIgnoringCase(metadata::MetadataStore& sto
   return NotFound(std::string(kind) + " " + std::string(name) + " does not exist");
 }
 
+Result<metadata::Resource> FindResourceIgnoringCase(metadata::MetadataStore& store,
+                                                    std::string_view kind, std::string_view name,
+                                                    const Status& missing) {
+  auto found = FindResourceIgnoringCase(store, kind, name);
+  if (!found.ok() && found.status().code() == StatusCode::kNotFound && !missing.ok()) {
+    return missing;
+  }
+  return found;
+}
+
+Status CreateIfAbsentIgnoringCase(metadata::MetadataStore& store,
+                                  const metadata::Resource& resource,
+                                  const metadata::Transition& first, const Status& duplicate) {
+  auto existing = FindResourceIgnoringCase(store, resource.kind, resource.name);
+  if (existing.ok()) return duplicate;
+  if (existing.status().code() != StatusCode::kNotFound) return existing.status();
+  Status created = store.Create(resource, first);
+  return created.code() == StatusCode::kAlreadyExists ? duplicate : created;
+}
+
 Result<nlohmann::json> ListByNameAndCreationTime(metadata::MetadataStore& store, std::string_view kind,
                                        const nlohmann::json& request, const std::string& result_key,
                                        const std::string& name_key, const std::string& arn_key) {

@@ -43,6 +43,19 @@ std::optional<std::int64_t> TimestampMillis(const nlohmann::json& value);
 // Shared by the controllers of resources that have only a name and a creation time to list
 // by (models, endpoint configs).
 
+// The record of `kind` named `name`, compared without case. `missing` if there is none (or
+// NotFound when `missing` is OK).
+Result<metadata::Resource> FindResourceIgnoringCase(metadata::MetadataStore& store,
+                                                    std::string_view kind, std::string_view name,
+                                                    const Status& missing);
+
+// Stores the new `resource` and its first transition unless a record of its kind already has
+// its name, compared without case: `duplicate` then. Callers hold one mutex per kind around
+// it, so that two creates differing only in case cannot both pass the check.
+Status CreateIfAbsentIgnoringCase(metadata::MetadataStore& store,
+                                  const metadata::Resource& resource,
+                                  const metadata::Transition& first, const Status& duplicate);
+
 // The record of `kind` named `name`, compared without case. NotFound if there is none.
 Result<metadata::Resource> FindResourceIgnoringCase(metadata::MetadataStore& store,
                                                     std::string_view kind, std::string_view name);
