@@ -4,17 +4,8 @@
 // The artifact is SageMaker's: model.tar.gz holds `model_algo-1` (`model_<host>`), an MXNet
 // NDArray list file with one unnamed float32 array of shape (k, feature_dim), so
 // `mx.nd.load('model_algo-1')[0].asnumpy()` gives the centers, and a model trained by SageMaker
-// loads here. Layout (little-endian), as MXNet's NDArray::Save writes it (src/ndarray/ndarray.cc,
-// the v2 format MXNet 1.x writes outside numpy-shape mode):
-//
-//   u64 0x112 (list magic)  u64 0 (reserved)  u64 1 (number of arrays)
-//   u32 0xF993FAC9 (NDArray v2 magic)  i32 0 (dense storage)
-//   u32 2 (ndim)  i64 k  i64 feature_dim
-//   i32 1  i32 0 (context: cpu, device 0)  i32 0 (dtype float32)
-//   k * feature_dim float32, row-major
-//   u64 0 (number of names)
-//
-// Decoding also accepts the v1 and v3 magics and float64 data, and takes the first array.
+// loads here (format: algorithms/mxnet_ndarray.h; the list is unnamed). Decoding takes the
+// first array.
 //
 // Predict answers, per row, `closest_cluster` (the index of the nearest center) and
 // `distance_to_cluster` (the Euclidean distance to it), SageMaker's k-means response.

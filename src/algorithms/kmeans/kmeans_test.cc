@@ -15,6 +15,7 @@
 #include "algorithms/kmeans/kmeans_core.h"
 #include "algorithms/kmeans/kmeans_model.h"
 #include "algorithms/kmeans/kmeans_trainer.h"
+#include "algorithms/mxnet_ndarray.h"
 #include "algorithms/training_context.h"
 
 namespace hearth::algorithms::kmeans {
@@ -538,9 +539,7 @@ TEST(KMeansModel, RejectsMalformedFiles) {
   wrong_magic[0] = 0x13;
   EXPECT_NE(DecodeCenters(wrong_magic).status().message().find("not an MXNet NDArray file"),
             std::string::npos);
-  std::string three_d = good;
-  const std::uint32_t ndim = 3;
-  std::memcpy(three_d.data() + 32, &ndim, 4);
+  const std::string three_d = EncodeNDArrayList({{"", {1, 2, 2}, {1, 2, 3, 4}}});
   EXPECT_NE(DecodeCenters(three_d).status().message().find("3 dimensions"), std::string::npos);
 }
 

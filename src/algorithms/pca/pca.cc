@@ -13,7 +13,7 @@
 #include <Eigen/Core>
 
 #include "algorithms/host_memory.h"
-#include "algorithms/pca/ndarray_file.h"
+#include "algorithms/mxnet_ndarray.h"
 #include "common/clock.h"
 #include "common/fs.h"
 #include "fmt/format.h"

@@ -12,8 +12,8 @@
 #include <gtest/gtest.h>
 
 #include "algorithms/hyperparameters.h"
+#include "algorithms/mxnet_ndarray.h"
 #include "algorithms/pca/block_products.h"
-#include "algorithms/pca/ndarray_file.h"
 #include "algorithms/pca/pca_solver.h"
 #include "algorithms/training_context.h"
 #include "data/batch.h"

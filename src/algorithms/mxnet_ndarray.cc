@@ -1,14 +1,16 @@
-#include "algorithms/pca/ndarray_file.h"
+#include "algorithms/mxnet_ndarray.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "fmt/format.h"
 
-namespace hearth::algorithms::pca {
+namespace hearth::algorithms {
 
 namespace {
 
 constexpr std::uint64_t kListMagic = 0x112;
+constexpr std::uint32_t kArrayMagicV1 = 0xF993FAC8;  // no storage type
 constexpr std::uint32_t kArrayMagicV2 = 0xF993FAC9;
 constexpr std::uint32_t kArrayMagicV3 = 0xF993FACA;
 constexpr std::int32_t kDenseStorage = 0;
@@ -53,13 +55,17 @@ class Reader {
 
 Result<NamedArray> DecodeArray(Reader& in, std::size_t index) {
   ASSIGN_OR_RETURN(std::uint32_t magic, in.Get<std::uint32_t>("an array header"));
-  if (magic != kArrayMagicV2 && magic != kArrayMagicV3) {
+  if (magic != kArrayMagicV1 && magic != kArrayMagicV2 && magic != kArrayMagicV3) {
     return InvalidArgument(fmt::format(
-        "NDArray {} has header 0x{:08X}; only MXNet's v2/v3 dense arrays are read", index, magic));
+        "NDArray {} has header 0x{:08X}; only MXNet's v1/v2/v3 dense arrays are read", index,
+        magic));
   }
-  ASSIGN_OR_RETURN(std::int32_t storage, in.Get<std::int32_t>("the storage type"));
-  if (storage != kDenseStorage) {
-    return InvalidArgument(fmt::format("NDArray {} is sparse (storage type {})", index, storage));
+  if (magic != kArrayMagicV1) {
+    ASSIGN_OR_RETURN(std::int32_t storage, in.Get<std::int32_t>("the storage type"));
+    if (storage != kDenseStorage) {
+      return InvalidArgument(
+          fmt::format("NDArray {} is sparse (storage type {})", index, storage));
+    }
   }
   ASSIGN_OR_RETURN(std::uint32_t ndim, in.Get<std::uint32_t>("the shape"));
   if (ndim > 32) return InvalidArgument(fmt::format("NDArray {} has {} dimensions", index, ndim));
@@ -115,7 +121,10 @@ std::string EncodeNDArrayList(const std::vector<NamedArray>& arrays) {
     Put<std::int32_t>(&out, kFloat32);
     out.append(reinterpret_cast<const char*>(a.values.data()), a.values.size() * sizeof(float));
   }
-  Put<std::uint64_t>(&out, arrays.size());
+  const bool named = std::any_of(arrays.begin(), arrays.end(),
+                                [](const NamedArray& a) { return !a.name.empty(); });
+  Put<std::uint64_t>(&out, named ? arrays.size() : 0);
+  if (!named) return out;
   for (const NamedArray& a : arrays) {
     Put<std::uint64_t>(&out, a.name.size());
     out.append(a.name);
@@ -151,4 +160,4 @@ Result<std::vector<NamedArray>> DecodeNDArrayList(std::string_view bytes) {
   return arrays;
 }
 
-}  // namespace hearth::algorithms::pca
+}  // namespace hearth::algorithms

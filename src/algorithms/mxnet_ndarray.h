@@ -10,8 +10,10 @@
 //     i32 type flag 0 (float32), float32 data[prod(dims)] (row-major)
 //   u64 count, then per name: u64 length, bytes
 //
-// Decoding also accepts the v3 magic (numpy shape semantics) and float64 data (converted to
-// float32); anything else (sparse storage, legacy v1 files, other types) is InvalidArgument.
+// An unnamed list (every name empty, as `mx.nd.save(f, [a, b])` writes it) is saved with no
+// names: count 0. Decoding also accepts the legacy v1 magic 0xF993FAC8 (no storage type) and
+// the v3 magic 0xF993FACA (numpy shape semantics), and float64 data (converted to float32);
+// anything else (sparse storage, other data types) is InvalidArgument.
 //
 // Thread safety: pure functions.
 #pragma once
@@ -23,7 +25,7 @@
 
 #include "common/status.h"
 
-namespace hearth::algorithms::pca {
+namespace hearth::algorithms {
 
 struct NamedArray {
   std::string name;
@@ -34,4 +36,4 @@ struct NamedArray {
 std::string EncodeNDArrayList(const std::vector<NamedArray>& arrays);
 Result<std::vector<NamedArray>> DecodeNDArrayList(std::string_view bytes);
 
-}  // namespace hearth::algorithms::pca
+}  // namespace hearth::algorithms
