@@ -2,6 +2,9 @@
 
 #include <poll.h>
 
+#include <cstdint>
+#include <limits>
+
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -125,7 +128,9 @@ Result<ClientResponse> ConnectionPool::Send(const ClientRequest& request,
     }
 
     bhttp::response_parser<bhttp::string_body> parser;
-    parser.body_limit(boost::none);
+    // No limit (the caller's own limits apply). Not boost::none: Boost 1.74's parser then
+    // refuses any body that arrives after the header ("body limit exceeded").
+    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
     connection->stream.expires_after(timeout);
     bhttp::async_read(connection->stream, connection->buffer, parser,
                       [&ec](beast::error_code e, std::size_t) { ec = e; });

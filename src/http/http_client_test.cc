@@ -119,6 +119,26 @@ TEST(ConnectionPool, KeepsOneConnectionAliveAcrossRequests) {
   EXPECT_EQ(peer.requests.load(), 5);
 }
 
+TEST(ConnectionPool, ReadsABodyThatArrivesAfterTheHeader) {
+  // As Python's http.server answers: the header in one write, the body in a later one.
+  ScriptedPeer peer([](tcp::socket& s, ScriptedPeer& p) {
+    while (ScriptedPeer::ReadRequest(s)) {
+      ++p.requests;
+      boost::system::error_code ec;
+      asio::write(s, asio::buffer(std::string("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")),
+                  ec);
+      std::this_thread::sleep_for(milliseconds(30));  // the client parses the header alone
+      asio::write(s, asio::buffer(std::string("0.125")), ec);
+    }
+  });
+  ConnectionPool pool("127.0.0.1", peer.port());
+  for (int i = 0; i < 3; ++i) {
+    auto response = pool.Send(Post("x"), milliseconds(5000));
+    ASSERT_TRUE(response.ok()) << response.status().ToString();
+    EXPECT_EQ(response->body, "0.125");
+  }
+}
+
 TEST(ConnectionPool, ResendsOnAFreshConnectionWhenTheKeptOneWasClosed) {
   // Each connection answers one request, then closes without saying so (as a server whose
   // keep-alive timeout expired does): the next request finds the kept connection dead.
