@@ -4,7 +4,7 @@ namespace hearth::api {
 
 std::unique_ptr<JsonProtocolService> MakeSageMakerService(
     control::TrainingJobController& training, control::ModelController& models,
-    control::EndpointConfigController& endpoint_configs) {
+    control::EndpointConfigController& endpoint_configs, control::EndpointController& endpoints) {
   using nlohmann::json;
   std::map<std::string, OperationHandler> ops = {
       {"CreateTrainingJob", [&](const json& in) { return training.Create(in); }},
@@ -19,6 +19,10 @@ std::unique_ptr<JsonProtocolService> MakeSageMakerService(
       {"DescribeEndpointConfig", [&](const json& in) { return endpoint_configs.Describe(in); }},
       {"ListEndpointConfigs", [&](const json& in) { return endpoint_configs.List(in); }},
       {"DeleteEndpointConfig", [&](const json& in) { return endpoint_configs.Delete(in); }},
+      {"CreateEndpoint", [&](const json& in) { return endpoints.Create(in); }},
+      {"DescribeEndpoint", [&](const json& in) { return endpoints.Describe(in); }},
+      {"ListEndpoints", [&](const json& in) { return endpoints.List(in); }},
+      {"DeleteEndpoint", [&](const json& in) { return endpoints.Delete(in); }},
   };
   return std::make_unique<JsonProtocolService>("SageMaker", ServiceModel::SageMaker(),
                                                std::move(ops));

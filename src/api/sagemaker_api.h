@@ -5,6 +5,7 @@
 
 #include "api/json_protocol.h"
 #include "control/endpoint_configs.h"
+#include "control/endpoints.h"
 #include "control/models.h"
 #include "control/training_jobs.h"
 
@@ -13,6 +14,6 @@ namespace hearth::api {
 // The controllers are not owned and must outlive the service.
 std::unique_ptr<JsonProtocolService> MakeSageMakerService(
     control::TrainingJobController& training, control::ModelController& models,
-    control::EndpointConfigController& endpoint_configs);
+    control::EndpointConfigController& endpoint_configs, control::EndpointController& endpoints);
 
 }  // namespace hearth::api

@@ -20,9 +20,11 @@
 #include "algorithms/algorithm.h"
 #include "algorithms/run_training.h"
 #include "api/logs_api.h"
+#include "api/runtime_api.h"
 #include "api/sagemaker_api.h"
 #include "common/status.h"
 #include "control/endpoint_configs.h"
+#include "control/endpoints.h"
 #include "control/image_registry.h"
 #include "control/models.h"
 #include "control/training_jobs.h"
@@ -30,6 +32,7 @@
 #include "metadata/sqlite_metadata_store.h"
 #include "runtime/host_process.h"
 #include "s3api/s3_api.h"
+#include "serving/endpoint_router.h"
 #include "serving/model_server.h"
 #include "server/router.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
@@ -129,10 +132,17 @@ int RunServer(const ServerFlags& flags) {
                                           *stores->metadata, *stores->logs, **objects, runtime,
                                           images);
 
+  // InvokeEndpoint's data plane: the endpoint controller publishes fleets to it.
+  serving::EndpointRouter endpoint_router;
   control::ModelController models({}, *stores->metadata, **objects, images);
   control::EndpointConfigController endpoint_configs({}, *stores->metadata);
+  fs::create_directories(data_dir / "endpoints", ec);
+  control::EndpointController endpoints({.endpoints_dir = data_dir / "endpoints",
+                                         .hearth_binary = fs::read_symlink("/proc/self/exe")},
+                                        *stores->metadata, *stores->logs, **objects, runtime,
+                                        images, endpoint_router);
 
-  auto sagemaker = api::MakeSageMakerService(training, models, endpoint_configs);
+  auto sagemaker = api::MakeSageMakerService(training, models, endpoint_configs, endpoints);
   metadata::LogStore& log_store = *stores->logs;
   std::map<std::string, api::OperationHandler> log_ops;
   for (const char* op :
@@ -143,9 +153,14 @@ int RunServer(const ServerFlags& flags) {
   }
   api::JsonProtocolService logs("Logs_20140328", api::ServiceModel::Logs(), std::move(log_ops));
   s3api::S3Api s3(**objects);
-  server::Router router(*sagemaker, logs, s3, [](const http::Request&) { return Status::Ok(); });
+  api::RuntimeApi runtime_api({}, [&endpoint_router](const serving::Invocation& invocation) {
+    return endpoint_router.Invoke(invocation);
+  });
+  server::Router router(*sagemaker, logs, runtime_api, s3,
+                        [](const http::Request&) { return Status::Ok(); });
 
   if (Status s = training.Recover(); !s.ok()) return Fail(s);
+  if (Status s = endpoints.Recover(); !s.ok()) return Fail(s);
 
   auto http_server = http::HttpServer::Start(
       {.listen = listen, .spool_dir = data_dir / "tmp"},

@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "api/json_protocol.h"
+#include "api/runtime_api.h"
 #include "common/status.h"
 #include "http/http_message.h"
 #include "s3api/s3_api.h"
@@ -27,7 +28,7 @@ class Router {
  public:
   // None of the services are owned; all must outlive the router.
   Router(const api::JsonProtocolService& sagemaker, const api::JsonProtocolService& logs,
-         s3api::S3Api& s3, AuthHook auth);
+         const api::RuntimeApi& runtime, s3api::S3Api& s3, AuthHook auth);
 
   std::optional<http::Response> Precheck(const http::Request& request) const;
   http::Response Handle(http::Request& request) const;
@@ -38,6 +39,7 @@ class Router {
 
   const api::JsonProtocolService& sagemaker_;
   const api::JsonProtocolService& logs_;
+  const api::RuntimeApi& runtime_;
   s3api::S3Api& s3_;
   AuthHook auth_;
 };

@@ -1,0 +1,500 @@
+#include "control/endpoints.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "common/clock.h"
+#include "common/fs.h"
+#include "common/wait.h"
+#include "control/endpoint_configs.h"
+#include "control/models.h"
+#include "metadata/sqlite_metadata_store.h"
+#include "runtime/training_contract.h"
+#include "storage/local_object_store.h"
+
+namespace hearth::control {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using std::chrono::milliseconds;
+
+constexpr char kRole[] = "arn:aws:iam::000000000000:role/SageMakerRole";
+constexpr char kArnPrefix[] = "arn:aws:sagemaker:us-east-1:000000000000:";
+
+// An instance under the inference contract: it prints the model file it was given, answers
+// GET /ping with 200 and POST /invocations with "<its port>:<the body>".
+constexpr char kHealthyServe[] = R"SH(echo "model says $(cat "$SM_MODEL_DIR/greeting")"
+exec /usr/bin/python3 -c '
+import http.server, os
+port = int(os.environ["SAGEMAKER_BIND_TO_PORT"])
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def answer(self, status, body):
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        self.answer(200 if self.path == "/ping" else 404, b"")
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.answer(200, b"%d:" % port + body)
+http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+')SH";
+
+// Real components throughout: SQLite stores, a LocalObjectStore, instances run by the real
+// hearth-supervisor (under bubblewrap where usable) and a real EndpointRouter.
+class EndpointControllerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (fs::temp_directory_path() / "hearth-endpoints-XXXXXX").string();
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    root_ = pattern;
+    auto store = metadata::OpenSqliteMetadataStore({.path = root_ / "metadata.db"});
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    store_ = std::move(store).value();
+    auto logs = metadata::OpenSqliteLogStore({.path = root_ / "metadata.db"});
+    ASSERT_TRUE(logs.ok()) << logs.status().ToString();
+    logs_ = std::move(logs).value();
+    auto objects = storage::OpenLocalObjectStore({.root = root_ / "objects"});
+    ASSERT_TRUE(objects.ok()) << objects.status().ToString();
+    objects_ = std::move(objects).value();
+    ASSERT_TRUE(objects_->CreateBucket("models").ok());
+    fs::create_directories(root_ / "trained");
+    std::ofstream(root_ / "trained" / "greeting") << "hello";
+    ASSERT_TRUE(runtime::PackDirectoryToObject(root_ / "trained", *objects_,
+                                               {"models", "m/model.tar.gz"})
+                    .ok());
+
+    runtime_ = std::make_unique<runtime::HostProcessRuntime>(
+        runtime::HostProcessOptions{.supervisor_path = HEARTH_SUPERVISOR_PATH});
+    images_ = std::make_unique<ImageRegistry>(*store_, std::map<std::string, BuiltinImage>{});
+    models_ = std::make_unique<ModelController>(AccountContext{}, *store_, *objects_, *images_);
+    configs_ = std::make_unique<EndpointConfigController>(AccountContext{}, *store_);
+    router_ = std::make_unique<serving::EndpointRouter>();
+    controller_ = MakeController();
+  }
+
+  void TearDown() override {
+    // Leave no instance behind: delete every endpoint and wait for its record to go.
+    if (controller_ != nullptr) {
+      auto all = store_->List(EndpointController::kKind);
+      if (all.ok()) {
+        for (const auto& r : *all) {
+          controller_->Delete({{"EndpointName", r.name}}).status().IgnoreError();
+        }
+        EXPECT_TRUE(WaitFor([&] {
+          auto left = store_->List(EndpointController::kKind);
+          return left.ok() && left->empty();
+        }));
+      }
+    }
+    controller_.reset();
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+  }
+
+  std::unique_ptr<EndpointController> MakeController() {
+    EndpointOptions options;
+    options.endpoints_dir = root_ / "endpoints";
+    options.hearth_binary = "/bin/false";  // no built-in algorithm serves here
+    options.stop_grace = milliseconds(2000);
+    options.poll_interval = milliseconds(20);
+    options.health_check_timeout = health_timeout_;
+    return std::make_unique<EndpointController>(options, *store_, *logs_, *objects_, *runtime_,
+                                                *images_, *router_);
+  }
+
+  // Registers a bring-your-own image whose `serve` runs `body` under /bin/sh.
+  std::string Image(const std::string& name, const std::string& body) {
+    fs::path dir = root_ / "images" / name;
+    fs::create_directories(dir);
+    std::ofstream(dir / "serve") << "#!/bin/sh\n" << body << "\n";
+    chmod((dir / "serve").c_str(), 0755);
+    Status s = images_->RegisterDirectory("test/" + name, dir);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return "test/" + name;
+  }
+
+  // A model serving `image` and an endpoint config with one variant of `count` instances.
+  void ModelAndConfig(const std::string& name, const std::string& image, int count = 1) {
+    auto model = models_->Create({{"ModelName", name},
+                                  {"ExecutionRoleArn", kRole},
+                                  {"PrimaryContainer",
+                                   {{"Image", image},
+                                    {"ModelDataUrl", "s3://models/m/model.tar.gz"},
+                                    {"Environment", {{"GREETING_SUFFIX", "!"}}}}}});
+    ASSERT_TRUE(model.ok()) << model.status().ToString();
+    auto config = configs_->Create(
+        {{"EndpointConfigName", name},
+         {"ProductionVariants", json::array({{{"VariantName", "AllTraffic"},
+                                              {"ModelName", name},
+                                              {"InitialInstanceCount", count},
+                                              {"InstanceType", "ml.m5.large"}}})}});
+    ASSERT_TRUE(config.ok()) << config.status().ToString();
+  }
+
+  json Describe(const std::string& name) {
+    Result<json> doc = controller_->Describe({{"EndpointName", name}});
+    EXPECT_TRUE(doc.ok()) << doc.status().ToString();
+    return doc.ok() ? *doc : json::object();
+  }
+
+  // Polls until the endpoint leaves Creating; returns its document.
+  json WaitSettled(const std::string& name, milliseconds timeout = milliseconds(30000)) {
+    json doc;
+    bool done = WaitFor(
+        [&] {
+          doc = Describe(name);
+          return doc.value("EndpointStatus", "") != "Creating";
+        },
+        timeout);
+    EXPECT_TRUE(done) << "endpoint " << name << " is still Creating: " << doc.dump();
+    return doc;
+  }
+
+  bool WaitGone(const std::string& name) {
+    return WaitFor([&] { return !controller_->Describe({{"EndpointName", name}}).ok(); });
+  }
+
+  json Internal(const std::string& name) {
+    auto r = store_->Get(EndpointController::kKind, name);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? r->internal : json::object();
+  }
+
+  std::vector<std::string> LogMessages(const std::string& endpoint) {
+    std::vector<std::string> out;
+    const std::string group = std::string(EndpointController::kLogGroupPrefix) + endpoint;
+    auto streams = logs_->ListStreams(group, "");
+    if (!streams.ok()) return out;
+    for (const auto& s : *streams) {
+      metadata::GetEventsQuery query;
+      query.from_head = true;
+      auto events = logs_->GetEvents(group, s.name, query);
+      if (!events.ok()) continue;
+      for (const auto& e : *events) out.push_back(s.name + " " + e.message);
+    }
+    return out;
+  }
+
+  // The answer of the endpoint's fleet to one POST /invocations, through the router.
+  Result<serving::InvocationResult> Invoke(const std::string& endpoint) {
+    serving::Invocation inv;
+    inv.endpoint = endpoint;
+    inv.request.method = "POST";
+    inv.request.target = "/invocations";
+    inv.request.headers = {{"Content-Type", "text/csv"}};
+    inv.request.body = "1,2,3";
+    inv.timeout = milliseconds(5000);
+    return router_->Invoke(inv);
+  }
+
+  fs::path root_;
+  milliseconds health_timeout_{20000};
+  std::unique_ptr<metadata::MetadataStore> store_;
+  std::unique_ptr<metadata::LogStore> logs_;
+  std::unique_ptr<storage::ObjectStore> objects_;
+  std::unique_ptr<runtime::HostProcessRuntime> runtime_;
+  std::unique_ptr<ImageRegistry> images_;
+  std::unique_ptr<ModelController> models_;
+  std::unique_ptr<EndpointConfigController> configs_;
+  std::unique_ptr<serving::EndpointRouter> router_;
+  std::unique_ptr<EndpointController> controller_;
+};
+
+TEST_F(EndpointControllerTest, CreateNeedsAnExistingConfigAndAUniqueName) {
+  auto missing = controller_->Create({{"EndpointName", "ep"}, {"EndpointConfigName", "nope"}});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().reason(), "ValidationException");
+  EXPECT_EQ(missing.status().message(),
+            std::string("Could not find endpoint configuration \"") + kArnPrefix +
+                "endpoint-config/nope\".");
+
+  ModelAndConfig("dup", Image("dup", kHealthyServe));
+  ASSERT_TRUE(controller_->Create({{"EndpointName", "Dup-EP"}, {"EndpointConfigName", "dup"}}).ok());
+  // Names are compared without case, as SageMaker's lower-cased ARNs are.
+  auto again = controller_->Create({{"EndpointName", "dup-ep"}, {"EndpointConfigName", "dup"}});
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.status().message(), std::string("Cannot create already existing endpoint \"") +
+                                          kArnPrefix + "endpoint/dup-ep\".");
+}
+
+TEST_F(EndpointControllerTest, DescribeAndDeleteOfAMissingEndpointSayCouldNotFind) {
+  const std::string expected = std::string("Could not find endpoint \"") + kArnPrefix +
+                               "endpoint/ghost\".";
+  auto described = controller_->Describe({{"EndpointName", "ghost"}});
+  ASSERT_FALSE(described.ok());
+  EXPECT_EQ(described.status().reason(), "ValidationException");
+  EXPECT_EQ(described.status().message(), expected);
+  auto deleted = controller_->Delete({{"EndpointName", "ghost"}});
+  ASSERT_FALSE(deleted.ok());
+  EXPECT_EQ(deleted.status().message(), expected);
+}
+
+TEST_F(EndpointControllerTest, InferencePipelinesAreRefusedAndNothingIsStored) {
+  const std::string image = Image("pipe", kHealthyServe);
+  json c = {{"Image", image}, {"ModelDataUrl", "s3://models/m/model.tar.gz"}};
+  ASSERT_TRUE(models_->Create({{"ModelName", "pipeline"},
+                               {"ExecutionRoleArn", kRole},
+                               {"Containers", json::array({c, c})}})
+                  .ok());
+  ASSERT_TRUE(configs_
+                  ->Create({{"EndpointConfigName", "pipeline"},
+                            {"ProductionVariants",
+                             json::array({{{"VariantName", "v"},
+                                           {"ModelName", "pipeline"},
+                                           {"InitialInstanceCount", 1},
+                                           {"InstanceType", "ml.m5.large"}}})}})
+                  .ok());
+  auto created =
+      controller_->Create({{"EndpointName", "pipeline"}, {"EndpointConfigName", "pipeline"}});
+  ASSERT_FALSE(created.ok());
+  EXPECT_EQ(created.status().reason(), "ValidationException");
+  EXPECT_NE(created.status().message().find("2 containers"), std::string::npos)
+      << created.status().message();
+  EXPECT_FALSE(store_->Get(EndpointController::kKind, "pipeline").ok());
+}
+
+TEST_F(EndpointControllerTest, CreateDeploysEveryInstanceThenPublishesTheFleet) {
+  ModelAndConfig("live", Image("live", kHealthyServe), /*count=*/2);
+  auto created = controller_->Create({{"EndpointName", "live"}, {"EndpointConfigName", "live"}});
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  EXPECT_EQ((*created)["EndpointArn"], std::string(kArnPrefix) + "endpoint/live");
+  json creating = Describe("live");
+  EXPECT_EQ(creating["EndpointStatus"], "Creating");
+  EXPECT_EQ(creating["ProductionVariants"][0]["CurrentInstanceCount"], 0);
+  EXPECT_EQ(creating["ProductionVariants"][0]["VariantStatus"][0]["Status"], "Creating");
+
+  json doc = WaitSettled("live");
+  ASSERT_EQ(doc["EndpointStatus"], "InService") << doc.dump();
+  EXPECT_FALSE(doc.contains("FailureReason"));
+  EXPECT_EQ(doc["EndpointName"], "live");
+  EXPECT_EQ(doc["EndpointConfigName"], "live");
+  const json& v = doc["ProductionVariants"][0];
+  EXPECT_EQ(v["VariantName"], "AllTraffic");
+  EXPECT_EQ(v["CurrentInstanceCount"], 2);
+  EXPECT_EQ(v["DesiredInstanceCount"], 2);
+  EXPECT_EQ(v["CurrentWeight"], 1.0);
+  EXPECT_EQ(v["DesiredWeight"], 1.0);
+  EXPECT_EQ(v["DeployedImages"][0]["SpecifiedImage"], "test/live");
+  EXPECT_FALSE(v.contains("VariantStatus"));
+  EXPECT_GE(doc["LastModifiedTime"].get<double>(), doc["CreationTime"].get<double>());
+
+  // The fleet is in the router, and both instances answer.
+  ASSERT_TRUE(router_->Has("live"));
+  std::set<std::string> answered;
+  for (int i = 0; i < 8; ++i) {
+    auto r = Invoke("live");
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->variant, "AllTraffic");
+    EXPECT_EQ(r->response.status, 200);
+    EXPECT_EQ(r->response.body.substr(r->response.body.find(':')), ":1,2,3");
+    answered.insert(r->instance_id);
+  }
+  EXPECT_EQ(answered.size(), 2u);  // least in flight, ties round-robin: both serve
+
+  // Each instance's output is in its own stream, and each read the unpacked model.
+  json instances = Internal("live")["instances"];
+  ASSERT_EQ(instances.size(), 2u);
+  for (const json& inst : instances) {
+    const std::string line = "AllTraffic/" + inst["id"].get<std::string>() + " model says hello";
+    EXPECT_TRUE(WaitFor([&] {
+      auto lines = LogMessages("live");
+      return std::find(lines.begin(), lines.end(), line) != lines.end();
+    })) << line;
+  }
+
+  // Delete: the fleet leaves the router, the instances stop, the record and directory go.
+  ASSERT_TRUE(controller_->Delete({{"EndpointName", "LIVE"}}).ok());
+  EXPECT_FALSE(router_->Has("live"));
+  ASSERT_TRUE(WaitGone("live"));
+  for (const json& inst : instances) {
+    auto st = runtime_->Poll(fs::path(inst["dir"].get<std::string>()) / "state");
+    EXPECT_TRUE(!st.ok() || st->state != runtime::HostState::kRunning);
+  }
+  EXPECT_TRUE(fs::is_empty(root_ / "endpoints"));
+  // The name is free again.
+  EXPECT_TRUE(controller_->Create({{"EndpointName", "live"}, {"EndpointConfigName", "live"}}).ok());
+}
+
+TEST_F(EndpointControllerTest, AnInstanceThatExitsFailsTheEndpointWithItsLastOutput) {
+  ModelAndConfig("crash", Image("crash", "echo 'loading model'\necho 'no module named torch' >&2\n"
+                                         "exit 3"));
+  ASSERT_TRUE(controller_->Create({{"EndpointName", "crash"}, {"EndpointConfigName", "crash"}}).ok());
+  json doc = WaitSettled("crash");
+  ASSERT_EQ(doc["EndpointStatus"], "Failed");
+  const std::string reason = doc["FailureReason"];
+  const std::string id = Internal("crash").dump();
+  EXPECT_NE(reason.find("production variant AllTraffic"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("instance i-"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("exited with code 3"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("no module named torch"), std::string::npos) << reason;
+  EXPECT_EQ(doc["ProductionVariants"][0]["CurrentInstanceCount"], 0);
+  EXPECT_FALSE(router_->Has("crash"));
+  // Its lines were kept in CloudWatch Logs.
+  auto lines = LogMessages("crash");
+  EXPECT_TRUE(std::any_of(lines.begin(), lines.end(), [](const std::string& l) {
+    return l.find("no module named torch") != std::string::npos;
+  }));
+  // A failed endpoint can be deleted.
+  ASSERT_TRUE(controller_->Delete({{"EndpointName", "crash"}}).ok());
+  EXPECT_TRUE(WaitGone("crash"));
+}
+
+TEST_F(EndpointControllerTest, AnInstanceThatNeverAnswersPingFailsAtTheHealthDeadline) {
+  health_timeout_ = milliseconds(1000);
+  controller_ = MakeController();
+  ModelAndConfig("mute", Image("mute", "echo 'warming up forever'\nexec sleep 600"));
+  ASSERT_TRUE(controller_->Create({{"EndpointName", "mute"}, {"EndpointConfigName", "mute"}}).ok());
+  json doc = WaitSettled("mute");
+  ASSERT_EQ(doc["EndpointStatus"], "Failed");
+  const std::string reason = doc["FailureReason"];
+  EXPECT_NE(reason.find("did not answer GET /ping with 200 within 1 seconds"), std::string::npos)
+      << reason;
+  EXPECT_NE(reason.find("warming up forever"), std::string::npos) << reason;
+  // Failing stopped the instance: nothing is left running.
+  EXPECT_TRUE(Internal("mute")["instances"].empty());
+}
+
+TEST_F(EndpointControllerTest, DeleteWhileCreatingStopsTheDeployment) {
+  ModelAndConfig("slow", Image("slow", "exec sleep 600"));
+  ASSERT_TRUE(controller_->Create({{"EndpointName", "slow"}, {"EndpointConfigName", "slow"}}).ok());
+  // Wait until the instance is launched, so that deleting has something to stop.
+  ASSERT_TRUE(WaitFor([&] { return Internal("slow")["instances"].size() == 1; }));
+  fs::path state = fs::path(Internal("slow")["instances"][0]["dir"].get<std::string>()) / "state";
+  ASSERT_TRUE(WaitFor([&] { return runtime_->Poll(state).ok(); }));
+  ASSERT_TRUE(controller_->Delete({{"EndpointName", "slow"}}).ok());
+  EXPECT_EQ(Describe("slow")["EndpointStatus"], "Deleting");
+  ASSERT_TRUE(WaitGone("slow"));
+  EXPECT_FALSE(router_->Has("slow"));
+  EXPECT_FALSE(fs::exists(state));
+}
+
+TEST_F(EndpointControllerTest, RecoverReadoptsLiveInstancesAndReplacesLostOnes) {
+  ModelAndConfig("keep", Image("keep", kHealthyServe), /*count=*/2);
+  ASSERT_TRUE(controller_->Create({{"EndpointName", "keep"}, {"EndpointConfigName", "keep"}}).ok());
+  ASSERT_EQ(WaitSettled("keep")["EndpointStatus"], "InService");
+  json before = Internal("keep")["instances"];
+  ASSERT_EQ(before.size(), 2u);
+
+  // The server goes away (the instances keep running) and one instance dies meanwhile.
+  controller_.reset();
+  router_ = std::make_unique<serving::EndpointRouter>();
+  fs::path lost = fs::path(before[1]["dir"].get<std::string>()) / "state";
+  ASSERT_TRUE(runtime_->Signal(lost, SIGKILL).ok());
+  ASSERT_TRUE(WaitFor([&] { return runtime_->Poll(lost)->state != runtime::HostState::kRunning; }));
+
+  controller_ = MakeController();
+  ASSERT_TRUE(controller_->Recover().ok());
+  ASSERT_TRUE(WaitFor([&] { return router_->Has("keep"); }));
+  EXPECT_EQ(Describe("keep")["EndpointStatus"], "InService");
+  json after = Internal("keep")["instances"];
+  ASSERT_EQ(after.size(), 2u);
+  EXPECT_EQ(after[0]["id"], before[0]["id"]);    // re-adopted
+  EXPECT_EQ(after[0]["port"], before[0]["port"]);
+  EXPECT_NE(after[1]["id"], before[1]["id"]);    // replaced
+  std::set<std::string> answered;
+  for (int i = 0; i < 6; ++i) {
+    auto r = Invoke("keep");
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    answered.insert(r->instance_id);
+  }
+  EXPECT_EQ(answered, (std::set<std::string>{"keep/AllTraffic/" + after[0]["id"].get<std::string>(),
+                                             "keep/AllTraffic/" + after[1]["id"].get<std::string>()}));
+}
+
+TEST_F(EndpointControllerTest, RecoverFinishesADeletion) {
+  ModelAndConfig("half", Image("half", kHealthyServe));
+  ASSERT_TRUE(controller_->Create({{"EndpointName", "half"}, {"EndpointConfigName", "half"}}).ok());
+  ASSERT_EQ(WaitSettled("half")["EndpointStatus"], "InService");
+  json instances = Internal("half")["instances"];
+  controller_.reset();
+  // Deleting was recorded, but the server died before it stopped anything.
+  auto r = store_->Get(EndpointController::kKind, "half");
+  ASSERT_TRUE(r.ok());
+  r->status = "Deleting";
+  r->doc["EndpointStatus"] = "Deleting";
+  ASSERT_TRUE(store_->Update(*r, metadata::Transition{"Deleting", "", NowMillis(), "test"}).ok());
+
+  controller_ = MakeController();
+  ASSERT_TRUE(controller_->Recover().ok());
+  ASSERT_TRUE(WaitGone("half"));
+  auto st = runtime_->Poll(fs::path(instances[0]["dir"].get<std::string>()) / "state");
+  EXPECT_TRUE(!st.ok() || st->state != runtime::HostState::kRunning);
+}
+
+// List reads records only: these are stored directly, no instance runs.
+TEST_F(EndpointControllerTest, ListFiltersSortsAndPages) {
+  const std::int64_t base = 1700000000000;
+  const std::vector<std::pair<std::string, std::string>> rows = {
+      {"alpha", "InService"}, {"Bravo", "Failed"}, {"charlie", "InService"}, {"delta", "Creating"}};
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    metadata::Resource r;
+    r.kind = std::string(EndpointController::kKind);
+    r.name = rows[i].first;
+    r.arn = std::string(kArnPrefix) + "endpoint/" + r.name;
+    r.status = rows[i].second;
+    r.created_millis = base + static_cast<std::int64_t>(i) * 1000;
+    r.modified_millis = r.created_millis + 500;
+    r.doc = {{"EndpointName", r.name},
+             {"EndpointArn", r.arn},
+             {"EndpointStatus", r.status},
+             {"CreationTime", r.created_millis / 1000.0},
+             {"LastModifiedTime", r.modified_millis / 1000.0}};
+    ASSERT_TRUE(store_->Create(r, {r.status, "", r.created_millis, "test"}).ok());
+  }
+  auto names = [](const json& out) {
+    std::vector<std::string> n;
+    for (const json& e : out["Endpoints"]) n.push_back(e["EndpointName"]);
+    return n;
+  };
+  auto list = [&](const json& request) {
+    auto out = controller_->List(request);
+    EXPECT_TRUE(out.ok()) << out.status().ToString();
+    return out.ok() ? *out : json::object();
+  };
+  // Default: newest first.
+  EXPECT_EQ(names(list(json::object())),
+            (std::vector<std::string>{"delta", "charlie", "Bravo", "alpha"}));
+  EXPECT_EQ(names(list({{"SortBy", "Name"}, {"SortOrder", "Ascending"}})),
+            (std::vector<std::string>{"alpha", "Bravo", "charlie", "delta"}));
+  EXPECT_EQ(names(list({{"SortBy", "Status"}, {"SortOrder", "Ascending"}})),
+            (std::vector<std::string>{"delta", "Bravo", "alpha", "charlie"}));
+  EXPECT_EQ(names(list({{"StatusEquals", "InService"}})),
+            (std::vector<std::string>{"charlie", "alpha"}));
+  EXPECT_EQ(names(list({{"NameContains", "RAV"}})), (std::vector<std::string>{"Bravo"}));
+  EXPECT_EQ(names(list({{"CreationTimeAfter", (base + 1000) / 1000.0},
+                        {"CreationTimeBefore", (base + 3000) / 1000.0}})),
+            (std::vector<std::string>{"charlie"}));
+  EXPECT_EQ(names(list({{"LastModifiedTimeBefore", (base + 1000) / 1000.0}})),
+            (std::vector<std::string>{"alpha"}));
+  json summary = list({{"NameContains", "alpha"}})["Endpoints"][0];
+  EXPECT_EQ(summary["EndpointArn"], std::string(kArnPrefix) + "endpoint/alpha");
+  EXPECT_EQ(summary["EndpointStatus"], "InService");
+  EXPECT_TRUE(summary.contains("CreationTime"));
+  EXPECT_TRUE(summary.contains("LastModifiedTime"));
+
+  json page1 = list({{"MaxResults", 3}});
+  EXPECT_EQ(names(page1), (std::vector<std::string>{"delta", "charlie", "Bravo"}));
+  ASSERT_TRUE(page1.contains("NextToken"));
+  json page2 = list({{"MaxResults", 3}, {"NextToken", page1["NextToken"]}});
+  EXPECT_EQ(names(page2), (std::vector<std::string>{"alpha"}));
+  EXPECT_FALSE(page2.contains("NextToken"));
+  // Stored directly with no instances: remove them so TearDown has nothing to stop.
+  for (const auto& [name, status] : rows) ASSERT_TRUE(store_->Delete(EndpointController::kKind, name).ok());
+}
+
+}  // namespace
+}  // namespace hearth::control

@@ -1,0 +1,223 @@
+"""Real-time endpoints end to end: a built-in XGBoost model trained through boto3, deployed with
+CreateModel / CreateEndpointConfig / CreateEndpoint on two instances, waited for with boto3's
+and the AWS CLI's waiters, described, invoked through `sagemaker-runtime`, and deleted; a
+bring-your-own `serve` that dies fails the endpoint with a reason; an endpoint survives a
+kill -9 of the server.
+
+Run by Debian's /usr/bin/python3 (numpy for the training data).
+"""
+import os
+import stat
+import textwrap
+import uuid
+
+import numpy as np
+import pytest
+from botocore.exceptions import ClientError, WaiterError
+
+from builtin_algorithms import ServedModel, csv_bytes, fetch_model, train
+from conftest import wait_for
+
+ROLE = "arn:aws:iam::000000000000:role/SageMakerRole"
+ARN_PREFIX = "arn:aws:sagemaker:us-east-1:000000000000"
+FAST = {"Delay": 1, "MaxAttempts": 120}
+
+
+def deploy(sm, name, image, model_data=None, count=1, env=None):
+    """CreateModel + CreateEndpointConfig + CreateEndpoint, all named `name`."""
+    container = {"Image": image, "Environment": env or {}}
+    if model_data:
+        container["ModelDataUrl"] = model_data
+    sm.create_model(ModelName=name, ExecutionRoleArn=ROLE, PrimaryContainer=container)
+    sm.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": name,
+                             "InitialInstanceCount": count, "InstanceType": "ml.m5.large"}])
+    return sm.create_endpoint(EndpointName=name, EndpointConfigName=name,
+                              Tags=[{"Key": "team", "Value": "ml"}])
+
+
+def byo_image(server, tmp_path, name, serve_body):
+    """Registers a bring-your-own image whose `serve` is `serve_body` (a /bin/sh script)."""
+    d = tmp_path / "images" / name
+    d.mkdir(parents=True)
+    serve = d / "serve"
+    serve.write_text("#!/bin/sh\n" + textwrap.dedent(serve_body))
+    serve.chmod(serve.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    server.register_image(name, str(d))
+    return name
+
+
+# An inference server in a few lines of Debian's python3: GET /ping, and POST /invocations
+# answering "<instance port>:<body reversed>" so a test can tell which instance answered.
+ECHO_SERVE = """\
+exec /usr/bin/python3 -c '
+import http.server, os
+port = int(os.environ["SAGEMAKER_BIND_TO_PORT"])
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        self.send_response(200 if self.path == "/ping" else 404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        out = b"%d:" % port + body[::-1]
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+'
+"""
+
+
+@pytest.fixture
+def xgb_model(sm, s3):
+    """A small binary XGBoost model trained on hearth/xgboost; returns (describe, X_test)."""
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(300, 4)).astype(np.float32)
+    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(np.float32)
+    job = train(sm, s3, "xgboost", {"objective": "binary:logistic", "num_round": "10",
+                                    "max_depth": "3"}, {"train": csv_bytes(X, y)})
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    return job, X[:20]
+
+
+def test_xgboost_endpoint_serves_what_the_model_server_serves(server, sm, s3, logs, xgb_model,
+                                                              tmp_path):
+    job, X_test = xgb_model
+    name = "xgb-" + uuid.uuid4().hex[:8]
+    arn = f"{ARN_PREFIX}:endpoint/{name}"
+    out = deploy(sm, name, "hearth/xgboost", job["ModelArtifacts"]["S3ModelArtifacts"], count=2)
+    assert out["EndpointArn"] == arn
+    assert sm.describe_endpoint(EndpointName=name)["EndpointStatus"] == "Creating"
+
+    sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig=FAST)
+    d = sm.describe_endpoint(EndpointName=name)
+    assert d["EndpointName"] == name
+    assert d["EndpointArn"] == arn
+    assert d["EndpointConfigName"] == name
+    assert d["EndpointStatus"] == "InService"
+    assert "FailureReason" not in d
+    assert d["CreationTime"] <= d["LastModifiedTime"]
+    [v] = d["ProductionVariants"]
+    assert v["VariantName"] == "AllTraffic"
+    assert v["CurrentInstanceCount"] == 2 and v["DesiredInstanceCount"] == 2
+    assert v["CurrentWeight"] == 1.0 and v["DesiredWeight"] == 1.0
+    [image] = v["DeployedImages"]
+    assert image["SpecifiedImage"] == "hearth/xgboost"
+    assert image["ResolvedImage"] and image["ResolutionTime"].year >= 2024
+
+    # The AWS CLI's waiter and describe agree.
+    server.cli("sagemaker", "wait", "endpoint-in-service", "--endpoint-name", name)
+    described = server.cli("sagemaker", "describe-endpoint", "--endpoint-name", name)
+    assert described["EndpointStatus"] == "InService"
+    assert described["ProductionVariants"][0]["CurrentInstanceCount"] == 2
+
+    listed = sm.list_endpoints(NameContains=name)["Endpoints"]
+    assert [(e["EndpointName"], e["EndpointStatus"]) for e in listed] == [(name, "InService")]
+    assert sm.list_endpoints(StatusEquals="Failed", NameContains=name)["Endpoints"] == []
+
+    # Each instance logs to its own stream under the endpoint's log group.
+    group = f"/aws/sagemaker/Endpoints/{name}"
+    streams = wait_for(lambda: (lambda s: s if len(s) == 2 else None)(
+        logs.describe_log_streams(logGroupName=group)["logStreams"]), what="two log streams")
+    assert all(s["logStreamName"].startswith("AllTraffic/i-") for s in streams)
+
+    # InvokeEndpoint answers what `hearth algo xgboost serve` answers on the same model.
+    payload = csv_bytes(X_test)
+    model_dir = fetch_model(s3, job, tmp_path / "model")
+    with ServedModel("xgboost", model_dir) as served:
+        status, _, expected = served.invoke(payload, "text/csv")
+        assert status == 200
+    runtime = server.client("sagemaker-runtime")
+    for _ in range(4):
+        r = runtime.invoke_endpoint(EndpointName=name, ContentType="text/csv", Body=payload)
+        assert r["Body"].read() == expected
+        assert r["InvokedProductionVariant"] == "AllTraffic"
+
+    sm.delete_endpoint(EndpointName=name)
+    sm.get_waiter("endpoint_deleted").wait(EndpointName=name, WaiterConfig=FAST)
+    with pytest.raises(ClientError) as e:
+        sm.describe_endpoint(EndpointName=name)
+    assert e.value.response["Error"]["Code"] == "ValidationException"
+    assert e.value.response["Error"]["Message"] == f'Could not find endpoint "{arn}".'
+    # The instances are gone: nothing answers InvokeEndpoint any more.
+    with pytest.raises(ClientError):
+        runtime.invoke_endpoint(EndpointName=name, ContentType="text/csv", Body=payload)
+
+
+def test_create_endpoint_errors(server, sm):
+    with pytest.raises(ClientError) as e:
+        sm.create_endpoint(EndpointName="ep", EndpointConfigName="missing")
+    err = e.value.response["Error"]
+    assert err["Code"] == "ValidationException"
+    assert err["Message"] == \
+        f'Could not find endpoint configuration "{ARN_PREFIX}:endpoint-config/missing".'
+    with pytest.raises(ClientError) as e:
+        sm.delete_endpoint(EndpointName="ghost")
+    assert e.value.response["Error"]["Message"] == \
+        f'Could not find endpoint "{ARN_PREFIX}:endpoint/ghost".'
+
+
+def test_serve_that_exits_fails_the_endpoint(server, sm, tmp_path):
+    image = byo_image(server, tmp_path, "broken-serve", """\
+        echo "loading the model"
+        echo "ImportError: no module named torch" >&2
+        exit 1
+        """)
+    deploy(sm, "broken", image)
+    with pytest.raises(WaiterError):
+        sm.get_waiter("endpoint_in_service").wait(EndpointName="broken", WaiterConfig=FAST)
+    d = sm.describe_endpoint(EndpointName="broken")
+    assert d["EndpointStatus"] == "Failed"
+    reason = d["FailureReason"]
+    assert "production variant AllTraffic" in reason
+    assert "exited with code 1" in reason
+    assert "no module named torch" in reason
+    # Duplicate names are refused even for a failed endpoint; a failed endpoint can be deleted.
+    with pytest.raises(ClientError) as e:
+        sm.create_endpoint(EndpointName="broken", EndpointConfigName="broken")
+    assert e.value.response["Error"]["Message"] == \
+        f'Cannot create already existing endpoint "{ARN_PREFIX}:endpoint/broken".'
+    sm.delete_endpoint(EndpointName="broken")
+    sm.get_waiter("endpoint_deleted").wait(EndpointName="broken", WaiterConfig=FAST)
+
+
+def test_endpoint_survives_kill9_of_the_server(server, sm, tmp_path):
+    image = byo_image(server, tmp_path, "echo-serve", ECHO_SERVE)
+    deploy(sm, "durable", image, count=2)
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="durable", WaiterConfig=FAST)
+    runtime = server.client("sagemaker-runtime")
+    before = runtime.invoke_endpoint(EndpointName="durable", ContentType="text/plain",
+                                     Body=b"abc")["Body"].read()
+    assert before.endswith(b":cba")
+
+    server.kill9()
+    server.start()
+    sm = server.client("sagemaker")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="durable", WaiterConfig=FAST)
+    assert sm.describe_endpoint(EndpointName="durable")["ProductionVariants"][0][
+        "CurrentInstanceCount"] == 2
+    runtime = server.client("sagemaker-runtime")
+    ports = set()
+    for _ in range(6):
+        body = wait_for(lambda: _try_invoke(runtime, "durable", b"xyz"), what="an answer")
+        assert body.endswith(b":zyx")
+        ports.add(body.split(b":")[0])
+    # The instances that served before the crash were re-adopted, not replaced.
+    assert before.split(b":")[0] in ports
+    assert len(ports) == 2
+
+    sm.delete_endpoint(EndpointName="durable")
+    sm.get_waiter("endpoint_deleted").wait(EndpointName="durable", WaiterConfig=FAST)
+
+
+def _try_invoke(runtime, name, body):
+    try:
+        return runtime.invoke_endpoint(EndpointName=name, ContentType="text/plain",
+                                       Body=body)["Body"].read()
+    except ClientError:
+        return None
