@@ -11,6 +11,7 @@
 #include <set>
 
 #include "common/clock.h"
+#include "control/host_output.h"
 #include "control/resource_records.h"
 #include "http/http_client.h"
 #include "runtime/log_reader.h"
@@ -209,22 +210,9 @@ const json* EndpointController::Runner::VariantSpec(const std::string& name) con
 }
 
 void EndpointController::Runner::IngestOutput(Instance& inst) {
-  const std::uint64_t previous = inst.log_offset;
-  auto lines = runtime::ReadOutputLines(inst.state_dir() / "output.log", &inst.log_offset);
-  if (!lines.ok() || lines->empty()) return;
-  std::vector<metadata::LogEvent> events;
-  events.reserve(lines->size());
-  for (const auto& line : *lines) {
-    metadata::LogEvent event;
-    event.timestamp_millis = line.timestamp_millis;
-    event.message = line.text;
-    events.push_back(std::move(event));
-  }
-  // The lines and the new offset commit together: after a crash ingestion resumes exactly
-  // where the store says it got to.
-  Status stored = c_.logs_.IngestFromSource(group_, inst.stream(), events, "", "", {},
-                                            static_cast<std::int64_t>(inst.log_offset));
-  if (!stored.ok()) inst.log_offset = previous;  // read the same lines again next time
+  // On a store error the same lines are read again next time.
+  (void)IngestHostOutput(c_.logs_, inst.state_dir() / "output.log", &inst.log_offset, group_,
+                         inst.stream());
 }
 
 void EndpointController::Runner::DrainOutput(Instance& inst) {

@@ -11,8 +11,8 @@
 
 #include "common/clock.h"
 #include "common/fs.h"
+#include "control/host_output.h"
 #include "control/resource_records.h"
-#include "runtime/log_reader.h"
 #include "runtime/training_contract.h"
 #include "spdlog/spdlog.h"
 
@@ -153,7 +153,7 @@ class TrainingJobController::JobRunner {
   metadata::Resource record_;
   json request_;
   std::vector<Host> hosts_;
-  std::vector<std::pair<std::string, std::unique_ptr<RE2>>> metric_res_;
+  MetricRegexes metric_res_;
   std::map<std::string, metadata::MetricPoint> last_metrics_;
   std::vector<std::unique_ptr<runtime::PipeFeeder>> feeders_;
   std::vector<runtime::UploadedFiles> checkpoint_uploads_;  // one per host
@@ -466,37 +466,10 @@ Status TrainingJobController::JobRunner::Launch() {
 }
 
 void TrainingJobController::JobRunner::IngestOutput(Host& h) {
-  const std::uint64_t previous_offset = h.log_offset;
-  auto lines = runtime::ReadOutputLines(h.state_dir / "output.log", &h.log_offset);
-  if (!lines.ok() || lines->empty()) return;
-  std::vector<metadata::LogEvent> events;
-  std::vector<metadata::MetricPoint> points;
-  events.reserve(lines->size());
-  for (const auto& line : *lines) {
-    events.push_back({.timestamp_millis = line.timestamp_millis, .message = line.text});
-    for (const auto& [metric, re] : metric_res_) {
-      std::string captured;
-      if (!RE2::PartialMatch(line.text, *re, &captured)) continue;
-      try {
-        std::size_t used = 0;
-        double v = std::stod(captured, &used);
-        metadata::MetricPoint p{
-            .name = metric, .value = v, .timestamp_millis = line.timestamp_millis};
-        points.push_back(p);
-      } catch (...) {
-        // SageMaker drops matches that are not numbers.
-      }
-    }
-  }
-  // Lines, metrics and the new offset commit together: after a crash, ingestion resumes
-  // exactly where the store says it got to.
-  Status stored = c_.logs_.IngestFromSource(kLogGroup, h.stream, events, kKind, name_, points,
-                                            static_cast<std::int64_t>(h.log_offset));
-  if (!stored.ok()) {
-    h.log_offset = previous_offset;  // read the same lines again next time
-    return;
-  }
-  for (const auto& p : points) last_metrics_[p.name] = p;
+  auto points = IngestHostOutput(c_.logs_, h.state_dir / "output.log", &h.log_offset, kLogGroup,
+                                 h.stream, kKind, name_, metric_res_);
+  if (!points.ok()) return;  // the same lines are read again next time
+  for (const auto& p : *points) last_metrics_[p.name] = p;
 }
 
 void TrainingJobController::JobRunner::Monitor() {
