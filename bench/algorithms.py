@@ -806,13 +806,23 @@ class Bench:
                 "num_round": 100, "max_depth": 6, "eta": 0.3, "objective": "binary:logistic",
                 "tree_method": "hist"}, path)}
 
+        # SageMaker's container (and Hearth) print the train metric every round; the second
+        # peer does the same work, the first is the goal's plain xgb.train.
         peers, hearth = self.run_systems(s, "xgboost", {
-            "xgboost": lambda: xgb.train(params, dtrain, num_boost_round=100)}, hosts)
+            "xgboost": lambda: xgb.train(params, dtrain, num_boost_round=100),
+            "xgboost_evals": lambda: xgb.train(params, dtrain, num_boost_round=100,
+                                               evals=[(dtrain, "train")], verbose_eval=False)},
+            hosts)
         dtest = xgb.DMatrix(Xt)
         peer_pred = peers["xgboost"]["model"].predict(dtest)
         peer = self.peer_row(s, f"python xgboost {xgb.__version__} hist, {threads} threads",
                              peers["xgboost"], {"auc": float(roc_auc_score(yt, peer_pred))},
                              dmatrix_s=dmatrix_s)
+        peer_evals = self.peer_row(
+            s, f"python xgboost {xgb.__version__}, train-logloss printed every round "
+            "(what the container runs)", peers["xgboost_evals"],
+            {"auc": float(roc_auc_score(yt, peers["xgboost_evals"]["model"].predict(dtest)))},
+            dmatrix_s=dmatrix_s)
         if "hearth" in hearth:
             host, summary = hearth["hearth"]
             booster = xgb.Booster(model_file=model_file(host.model_dir, "xgboost-model"))
@@ -826,7 +836,10 @@ class Bench:
                        "served_max_abs_diff": float(np.max(np.abs(served - hearth_pred)))}
             h = self.hearth_row(s, "Hearth xgboost", summary, quality, X.nbytes)
             peer["hearth_speedup"] = speedup(peer["fit_s"], h["compare_s"])
-            s.goal("training ≤ 1.1x xgboost's time", f"{h['compare_s'] / peer['fit_s']:.2f}x",
+            peer_evals["hearth_speedup"] = speedup(peer_evals["fit_s"], h["compare_s"])
+            s.goal("training ≤ 1.1x xgboost's time", f"{h['compare_s'] / peer['fit_s']:.2f}x "
+                   f"(with the train metric each round, as the container: "
+                   f"{h['compare_s'] / peer_evals['fit_s']:.2f}x)",
                    h["compare_s"] <= 1.1 * peer["fit_s"])
             s.goal("identical predictions (Hearth's model vs xgboost's, test rows)",
                    f"max abs Δp = {quality['max_abs_diff_vs_peer']:.2e}; served vs its own "
