@@ -38,6 +38,9 @@ struct HttpServer::Impl {
   std::mutex conn_mu;
   std::condition_variable conn_cv;
   std::set<int> open_sockets;  // GUARDED_BY(conn_mu)
+  // Connection threads not yet finished with their socket. A socket's destructor uses the
+  // io_context, so Stop() (and the Impl's destruction after it) must wait for these too.
+  int live_threads = 0;  // GUARDED_BY(conn_mu)
 
   void AcceptLoop();
   void Serve(tcp::socket& socket);
@@ -208,8 +211,9 @@ void HttpServer::Stop() {
   // them; a request being handled finishes first.
   std::unique_lock<std::mutex> lock(impl_->conn_mu);
   for (int fd : impl_->open_sockets) ::shutdown(fd, SHUT_RDWR);
-  impl_->conn_cv.wait_for(lock, std::chrono::seconds(30),
-                          [&] { return impl_->open_sockets.empty(); });
+  impl_->conn_cv.wait_for(lock, std::chrono::seconds(30), [&] {
+    return impl_->open_sockets.empty() && impl_->live_threads == 0;
+  });
 }
 
 void HttpServer::Impl::AcceptLoop() {
@@ -229,11 +233,20 @@ void HttpServer::Impl::AcceptLoop() {
       std::lock_guard<std::mutex> lock(conn_mu);
       if (stopping) return;
       open_sockets.insert(fd);
+      ++live_threads;
     }
-    std::thread([this, fd, s = std::move(socket)]() mutable {
-      Serve(s);  // the socket closes when this lambda is destroyed, after the erase
+    auto owned = std::make_unique<tcp::socket>(std::move(socket));
+    std::thread([this, fd, s = std::move(owned)]() mutable {
+      Serve(*s);
+      {
+        // Erased while the descriptor is still open, so its number cannot be reused by a
+        // new connection and then erased here.
+        std::lock_guard<std::mutex> lock(conn_mu);
+        open_sockets.erase(fd);
+      }
+      s.reset();  // closes it, while the io_context surely exists
       std::lock_guard<std::mutex> lock(conn_mu);
-      open_sockets.erase(fd);
+      --live_threads;
       conn_cv.notify_all();
     }).detach();
   }
