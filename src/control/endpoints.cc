@@ -34,6 +34,19 @@ constexpr std::string_view kSandboxModelDir = "/opt/ml/model";
 constexpr std::string_view kConfigKind = "EndpointConfig";
 constexpr std::string_view kModelKind = "Model";
 
+// Health of a live instance. One missed /ping (a long GC pause, a burst of slow requests) does
+// not cost an instance; kLivePingFailures in a row, kLivePingInterval apart, each allowed
+// EndpointOptions::ping_timeout, do: it is killed and replaced.
+constexpr int kLivePingFailures = 3;
+constexpr std::chrono::milliseconds kLivePingInterval{1000};
+// A replacement that does not turn healthy is retried after a delay that doubles from
+// kRepairBackoffInitial up to kRepairBackoffMax, so a model that cannot start does not relaunch
+// in a tight loop (the endpoint stays InService with the instances it has).
+constexpr std::chrono::milliseconds kRepairBackoffInitial{1000};
+constexpr std::chrono::milliseconds kRepairBackoffMax{60000};
+// After SIGKILL the supervisors record the exit at once; the bound is only a guard.
+constexpr std::chrono::seconds kKillBound{10};
+
 double ToEpochSeconds(std::int64_t millis) { return static_cast<double>(millis) / 1000.0; }
 
 Status Validation(std::string message) {
@@ -113,7 +126,9 @@ class EndpointController::Runner {
     fs::path dir;  // holds ml/ and state/
     std::uint64_t log_offset = 0;
     bool exited = false;
-    bool healthy = false;
+    bool healthy = false;  // answered GET /ping once: takes traffic
+    std::chrono::steady_clock::time_point launched_at;  // starts the startup health deadline
+    int ping_failures = 0;  // consecutive failed checks while healthy
     std::unique_ptr<http::ConnectionPool> pool;
 
     fs::path ml_dir() const { return dir / "ml"; }
@@ -125,6 +140,13 @@ class EndpointController::Runner {
   };
 
   enum class Outcome { kServing, kFailed, kDeleting, kShuttingDown };
+
+  // Per variant: when a replacement may be launched next, and how long to wait after the next
+  // failed one.
+  struct Repair {
+    std::chrono::steady_clock::time_point next_attempt;
+    std::chrono::milliseconds backoff = kRepairBackoffInitial;
+  };
 
   bool DeleteRequested() const { return run_.delete_requested.load(); }
   bool ShuttingDown() const { return c_.shutting_down_.load(); }
@@ -140,9 +162,27 @@ class EndpointController::Runner {
   Status SaveInstances();
   Outcome Deploy(std::string* failure);
   Status PrepareModel(const json& variant, const fs::path& model_dir);
+  // A new instance of `variant` (new id, port and directory), added to instances_; not yet
+  // recorded nor launched.
+  Result<Instance*> AddInstance(const std::string& variant);
   Status LaunchInstance(Instance& inst, const json& variant);
+  // One startup health check of an instance that has not answered GET /ping yet: true once it
+  // answers 200, false while it may still; FailedPrecondition with a FailureReason once it
+  // stopped or missed its variant's startup deadline counted from `since`.
+  Result<bool> StartupCheck(Instance& inst, std::chrono::steady_clock::time_point since);
+  // Publishes the healthy instances.
   void PublishFleet();
+  // While InService: replaces instances that stop or stop answering /ping.
   void Serve();
+  // Kills instances_[index] (whatever its state), forgets it and records that, logging `why`.
+  void Retire(std::size_t index, const std::string& why);
+  // Launches a replacement for every variant with fewer instances than it asks for, unless
+  // its backoff has not passed.
+  void LaunchReplacements();
+  // Records each variant's healthy instances as its CurrentInstanceCount (while InService).
+  void RecordInstanceCounts();
+  // Appends a line of Hearth's own to the instance's log stream.
+  void LogToInstance(const Instance& inst, const std::string& message);
   void Fail(const std::string& reason);
   void Teardown();
   // Sends SIGTERM to every live instance, SIGKILL after `grace`, and waits (bounded) for them
@@ -160,6 +200,7 @@ class EndpointController::Runner {
   metadata::Resource record_;
   std::vector<std::unique_ptr<Instance>> instances_;
   std::set<std::uint16_t> ports_;
+  std::map<std::string, Repair> repairs_;  // by variant name
   bool torn_down_ = false;
 };
 
@@ -327,6 +368,57 @@ Status EndpointController::Runner::LaunchInstance(Instance& inst, const json& va
   return Status::Ok();
 }
 
+Result<EndpointController::Runner::Instance*> EndpointController::Runner::AddInstance(
+    const std::string& variant) {
+  auto inst = std::make_unique<Instance>();
+  inst->variant = variant;
+  inst->id = NewInstanceId();
+  ASSIGN_OR_RETURN(inst->port, FreeLoopbackPort(ports_));
+  inst->dir = EndpointDir() / variant / inst->id;
+  instances_.push_back(std::move(inst));
+  return instances_.back().get();
+}
+
+Result<bool> EndpointController::Runner::StartupCheck(
+    Instance& inst, std::chrono::steady_clock::time_point since) {
+  const json* variant = VariantSpec(inst.variant);
+  auto st = c_.runtime_.Poll(inst.state_dir());
+  if (!st.ok() || st->state != runtime::HostState::kRunning) {
+    DrainOutput(inst);
+    std::string how = !st.ok() || st->state == runtime::HostState::kLost
+                          ? "its process ended without recording an exit status"
+                      : st->signal != 0 ? "it was killed by signal " + std::to_string(st->signal)
+                                        : "it exited with code " + std::to_string(st->exit_code);
+    std::string tail = OutputTail(inst);
+    return FailedPrecondition("The primary container for production variant " + inst.variant +
+                              " did not pass the ping health check: instance " + inst.id +
+                              " stopped (" + how + ") before answering GET /ping." +
+                              (tail.empty() ? "" : " Last output:\n" + tail));
+  }
+  if (inst.pool == nullptr) {
+    inst.pool = std::make_unique<http::ConnectionPool>("127.0.0.1", inst.port, 2);
+  }
+  http::ClientRequest ping_request;
+  ping_request.target = "/ping";
+  auto ping = inst.pool->Send(ping_request, c_.options_.ping_timeout);
+  if (ping.ok() && ping->status == 200) return true;
+  const std::chrono::milliseconds timeout =
+      variant != nullptr && variant->contains("ContainerStartupHealthCheckTimeoutInSeconds")
+          ? std::chrono::seconds(
+                (*variant)["ContainerStartupHealthCheckTimeoutInSeconds"].get<std::int64_t>())
+          : c_.options_.health_check_timeout;
+  if (std::chrono::steady_clock::now() - since <= timeout) return false;
+  const std::int64_t timeout_s = timeout.count() / 1000;
+  std::string last = ping.ok() ? "its last answer was HTTP " + std::to_string(ping->status)
+                               : "its last attempt failed: " + ping.status().message();
+  std::string tail = OutputTail(inst);
+  return FailedPrecondition("The primary container for production variant " + inst.variant +
+                            " did not pass the ping health check: instance " + inst.id +
+                            " did not answer GET /ping with 200 within " +
+                            std::to_string(timeout_s) + " seconds (" + last + ")." +
+                            (tail.empty() ? "" : " Last output:\n" + tail));
+}
+
 EndpointController::Runner::Outcome EndpointController::Runner::Deploy(std::string* failure) {
   const fs::path ep_dir = EndpointDir();
   // Models: unpacked once per variant; "model.ready" says an earlier run (before a restart)
@@ -377,18 +469,12 @@ EndpointController::Runner::Outcome EndpointController::Runner::Deploy(std::stri
     int have = 0;
     for (const auto& inst : instances_) have += inst->variant == vname ? 1 : 0;
     for (int i = have; i < variant.value("InitialInstanceCount", 1); ++i) {
-      auto inst = std::make_unique<Instance>();
-      inst->variant = vname;
-      inst->id = NewInstanceId();
-      auto port = FreeLoopbackPort(ports_);
-      if (!port.ok()) {
-        *failure = "InternalServerError: " + port.status().message();
+      auto added = AddInstance(vname);
+      if (!added.ok()) {
+        *failure = "InternalServerError: " + added.status().message();
         return Outcome::kFailed;
       }
-      inst->port = *port;
-      inst->dir = ep_dir / vname / inst->id;
-      to_launch.push_back(inst.get());
-      instances_.push_back(std::move(inst));
+      to_launch.push_back(*added);
     }
   }
   // Recorded before launching: after a crash in between, Recover() finds (and replaces or
@@ -408,9 +494,6 @@ EndpointController::Runner::Outcome EndpointController::Runner::Deploy(std::stri
 
   // Health: every instance must answer GET /ping with 200 before its variant's deadline.
   const auto start = std::chrono::steady_clock::now();
-  for (auto& inst : instances_) {
-    inst->pool = std::make_unique<http::ConnectionPool>("127.0.0.1", inst->port, 2);
-  }
   for (;;) {
     if (DeleteRequested()) return Outcome::kDeleting;
     if (ShuttingDown()) return Outcome::kShuttingDown;
@@ -418,45 +501,13 @@ EndpointController::Runner::Outcome EndpointController::Runner::Deploy(std::stri
     for (auto& inst : instances_) {
       IngestOutput(*inst);
       if (inst->healthy) continue;
-      const json* variant = VariantSpec(inst->variant);
-      auto st = c_.runtime_.Poll(inst->state_dir());
-      if (!st.ok() || st->state != runtime::HostState::kRunning) {
-        DrainOutput(*inst);
-        std::string how = !st.ok() || st->state == runtime::HostState::kLost
-                              ? "its process ended without recording an exit status"
-                          : st->signal != 0 ? "it was killed by signal " + std::to_string(st->signal)
-                                            : "it exited with code " + std::to_string(st->exit_code);
-        std::string tail = OutputTail(*inst);
-        *failure = "The primary container for production variant " + inst->variant +
-                   " did not pass the ping health check: instance " + inst->id + " stopped (" +
-                   how + ") before answering GET /ping." +
-                   (tail.empty() ? "" : " Last output:\n" + tail);
+      auto check = StartupCheck(*inst, start);
+      if (!check.ok()) {
+        *failure = check.status().message();
         return Outcome::kFailed;
       }
-      http::ClientRequest ping_request;
-      ping_request.target = "/ping";
-      auto ping = inst->pool->Send(ping_request, c_.options_.ping_timeout);
-      if (ping.ok() && ping->status == 200) {
-        inst->healthy = true;
-        continue;
-      }
-      all_healthy = false;
-      const std::chrono::milliseconds timeout =
-          variant->contains("ContainerStartupHealthCheckTimeoutInSeconds")
-              ? std::chrono::seconds(
-                    (*variant)["ContainerStartupHealthCheckTimeoutInSeconds"].get<std::int64_t>())
-              : c_.options_.health_check_timeout;
-      const std::int64_t timeout_s = timeout.count() / 1000;
-      if (std::chrono::steady_clock::now() - start > timeout) {
-        std::string last = ping.ok() ? "its last answer was HTTP " + std::to_string(ping->status)
-                                     : "its last attempt failed: " + ping.status().message();
-        std::string tail = OutputTail(*inst);
-        *failure = "The primary container for production variant " + inst->variant +
-                   " did not pass the ping health check: instance " + inst->id +
-                   " did not answer GET /ping with 200 within " + std::to_string(timeout_s) +
-                   " seconds (" + last + ")." + (tail.empty() ? "" : " Last output:\n" + tail);
-        return Outcome::kFailed;
-      }
+      inst->healthy = *check;
+      all_healthy = all_healthy && inst->healthy;
     }
     if (all_healthy) return Outcome::kServing;
     std::this_thread::sleep_for(c_.options_.poll_interval);
@@ -470,7 +521,7 @@ void EndpointController::Runner::PublishFleet() {
     v.name = variant.value("VariantName", "");
     v.weight = variant.value("InitialVariantWeight", 1.0);
     for (const auto& inst : instances_) {
-      if (inst->variant != v.name || inst->exited) continue;
+      if (inst->variant != v.name || inst->exited || !inst->healthy) continue;
       v.instances.push_back({.id = name_ + "/" + inst->variant + "/" + inst->id,
                              .host = "127.0.0.1",
                              .port = inst->port});
@@ -481,22 +532,161 @@ void EndpointController::Runner::PublishFleet() {
 }
 
 void EndpointController::Runner::Serve() {
+  auto next_ping = std::chrono::steady_clock::now() + kLivePingInterval;
   while (!ShuttingDown() && !DeleteRequested()) {
-    bool lost_one = false;
-    for (auto& inst : instances_) {
-      IngestOutput(*inst);
-      if (inst->exited) continue;
-      auto st = c_.runtime_.Poll(inst->state_dir());
-      if (st.ok() && st->state == runtime::HostState::kRunning) continue;
-      DrainOutput(*inst);
-      inst->exited = true;
-      lost_one = true;
-      spdlog::warn("endpoint {}: instance {} of variant {} stopped; it no longer takes traffic",
-                   name_, inst->id, inst->variant);
+    const auto now = std::chrono::steady_clock::now();
+    const bool ping_now = now >= next_ping;
+    if (ping_now) next_ping = now + kLivePingInterval;
+    bool changed = false;
+    for (std::size_t i = 0; i < instances_.size();) {
+      Instance& inst = *instances_[i];
+      IngestOutput(inst);
+      std::string why;  // not empty: the instance is replaced
+      if (!inst.healthy) {
+        // A replacement starting up.
+        auto check = StartupCheck(inst, inst.launched_at);
+        if (!check.ok()) {
+          Repair& repair = repairs_[inst.variant];
+          why = check.status().message() + " (next attempt in " +
+                std::to_string(repair.backoff.count() / 1000) + " s)";
+          repair.next_attempt = now + repair.backoff;
+          repair.backoff = std::min(repair.backoff * 2, kRepairBackoffMax);
+        } else if (*check) {
+          inst.healthy = true;
+          repairs_[inst.variant] = Repair{};
+          changed = true;
+          spdlog::info("endpoint {}: replacement instance {} of variant {} is healthy", name_,
+                       inst.id, inst.variant);
+          LogToInstance(inst, "Hearth: instance " + inst.id +
+                                  " answers GET /ping and takes traffic as a replacement");
+        }
+      } else if (auto st = c_.runtime_.Poll(inst.state_dir());
+                 !st.ok() || st->state != runtime::HostState::kRunning) {
+        why = !st.ok() || st->state == runtime::HostState::kLost
+                  ? "its process ended without recording an exit status"
+              : st->signal != 0 ? "it was killed by signal " + std::to_string(st->signal)
+                                : "it exited with code " + std::to_string(st->exit_code);
+      } else if (ping_now) {
+        http::ClientRequest ping_request;
+        ping_request.target = "/ping";
+        auto ping = inst.pool->Send(ping_request, c_.options_.ping_timeout);
+        if (ping.ok() && ping->status == 200) {
+          inst.ping_failures = 0;
+        } else if (++inst.ping_failures >= kLivePingFailures) {
+          why = "it did not answer GET /ping with 200 in " + std::to_string(kLivePingFailures) +
+                " consecutive checks (" +
+                (ping.ok() ? "last answer HTTP " + std::to_string(ping->status)
+                           : "last attempt: " + ping.status().message()) +
+                ")";
+        }
+      }
+      if (why.empty()) {
+        ++i;
+        continue;
+      }
+      changed = changed || inst.healthy;
+      Retire(i, why);
     }
-    if (lost_one) PublishFleet();
+    if (changed) {
+      // The fleet without the dead instance stays published until its replacement is healthy.
+      PublishFleet();
+      RecordInstanceCounts();
+    }
+    LaunchReplacements();
     std::this_thread::sleep_for(c_.options_.poll_interval);
   }
+}
+
+void EndpointController::Runner::Retire(std::size_t index, const std::string& why) {
+  Instance& inst = *instances_[index];
+  spdlog::warn("endpoint {}: replacing instance {} of variant {}: {}", name_, inst.id,
+               inst.variant, why);
+  c_.runtime_.Signal(inst.state_dir(), SIGKILL).IgnoreError();
+  const auto killed_at = std::chrono::steady_clock::now();
+  for (;;) {
+    auto st = c_.runtime_.Poll(inst.state_dir());
+    if (!st.ok() || st->state != runtime::HostState::kRunning) break;
+    if (std::chrono::steady_clock::now() - killed_at > kKillBound) break;
+    std::this_thread::sleep_for(c_.options_.poll_interval);
+  }
+  DrainOutput(inst);
+  LogToInstance(inst, "Hearth: instance " + inst.id + " of production variant " + inst.variant +
+                          " is replaced: " + why);
+  ports_.erase(inst.port);
+  const fs::path dir = inst.dir;
+  instances_.erase(instances_.begin() + static_cast<std::ptrdiff_t>(index));
+  if (Status saved = SaveInstances(); !saved.ok()) {
+    // Recover() then finds the instance recorded and gone, and replaces it.
+    spdlog::error("endpoint {}: cannot record its instances: {}", name_, saved.ToString());
+  }
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+}
+
+void EndpointController::Runner::LaunchReplacements() {
+  const auto now = std::chrono::steady_clock::now();
+  // A copy: recording the instances replaces record_.
+  const json variants = record_.internal["variants"];
+  for (const json& variant : variants) {
+    const std::string vname = variant.value("VariantName", "");
+    int have = 0;
+    for (const auto& inst : instances_) have += inst->variant == vname ? 1 : 0;
+    if (have >= variant.value("InitialInstanceCount", 1)) continue;
+    Repair& repair = repairs_[vname];
+    if (now < repair.next_attempt) continue;
+    // The deploy path: recorded before it is launched, so Recover() after a crash in between
+    // finds it (and adopts or replaces it).
+    auto added = AddInstance(vname);
+    Status launched = added.status();
+    if (added.ok()) {
+      (*added)->launched_at = now;
+      launched = SaveInstances();
+      if (launched.ok()) launched = LaunchInstance(**added, variant);
+    }
+    if (!launched.ok()) {
+      spdlog::error("endpoint {}: cannot launch a replacement instance of variant {}: {}", name_,
+                    vname, launched.ToString());
+      if (added.ok()) {
+        // Retired at once; StartupCheck would report it as stopped.
+        for (std::size_t i = 0; i < instances_.size(); ++i) {
+          if (instances_[i].get() == *added) {
+            Retire(i, "it could not be launched: " + launched.message());
+            break;
+          }
+        }
+      }
+      repair.next_attempt = now + repair.backoff;
+      repair.backoff = std::min(repair.backoff * 2, kRepairBackoffMax);
+      continue;
+    }
+    spdlog::info("endpoint {}: launched instance {} of variant {} as a replacement", name_,
+                 (*added)->id, vname);
+    LogToInstance(**added, "Hearth: instance " + (*added)->id + " of production variant " +
+                               vname + " launched as a replacement");
+  }
+}
+
+void EndpointController::Runner::RecordInstanceCounts() {
+  auto updated = MutateResource(
+      c_.store_, kKind, name_,
+      [&](metadata::Resource& r) -> Result<std::optional<metadata::Transition>> {
+        if (r.status != "InService") return FailedPrecondition("the endpoint is not InService");
+        for (json& v : r.doc["ProductionVariants"]) {
+          int count = 0;
+          for (const auto& inst : instances_) {
+            count += inst->variant == v.value("VariantName", "") && inst->healthy ? 1 : 0;
+          }
+          v["CurrentInstanceCount"] = count;
+        }
+        return std::optional<metadata::Transition>();
+      });
+  if (updated.ok()) record_ = std::move(updated).value();
+}
+
+void EndpointController::Runner::LogToInstance(const Instance& inst, const std::string& message) {
+  c_.logs_.Append(group_, inst.stream(), {metadata::LogEvent{.timestamp_millis = NowMillis(),
+                                                             .message = message}})
+      .IgnoreError();
 }
 
 void EndpointController::Runner::StopInstances(std::chrono::milliseconds grace) {
@@ -505,8 +695,6 @@ void EndpointController::Runner::StopInstances(std::chrono::milliseconds grace) 
     if (!inst->exited) c_.runtime_.Signal(inst->state_dir(), SIGTERM).IgnoreError();
   }
   bool killed = false;
-  // After SIGKILL the supervisors record the exit at once; the bound is only a guard.
-  const auto kill_bound = std::chrono::seconds(10);
   std::chrono::steady_clock::time_point killed_at;
   for (;;) {
     bool all_ended = true;
@@ -530,7 +718,7 @@ void EndpointController::Runner::StopInstances(std::chrono::milliseconds grace) 
         if (!inst->exited) c_.runtime_.Signal(inst->state_dir(), SIGKILL).IgnoreError();
       }
     }
-    if (killed && now - killed_at > kill_bound) return;
+    if (killed && now - killed_at > kKillBound) return;
     std::this_thread::sleep_for(c_.options_.poll_interval);
   }
 }

@@ -32,8 +32,15 @@
 //            tail of its output. All healthy: the fleet is published to the EndpointRouter,
 //            then InService is recorded (a client that sees InService can invoke).
 //   serve    ingests every instance's output into the LogStore (group
-//            /aws/sagemaker/Endpoints/<endpoint>, stream <variant>/<instance-id>); an instance
-//            that exits is taken out of the published fleet.
+//            /aws/sagemaker/Endpoints/<endpoint>, stream <variant>/<instance-id>) and repairs
+//            the fleet, as SageMaker does: an instance whose process ends, or that fails GET
+//            /ping 3 checks in a row (1 s apart, ping_timeout each), is SIGKILLed, taken out of
+//            the published fleet and replaced by a new instance (new id and port, same variant
+//            and model) launched as deploy launches one — recorded before it is launched — and
+//            published once it answers /ping. The endpoint stays InService meanwhile;
+//            CurrentInstanceCount counts the healthy instances (DesiredInstanceCount does not
+//            change). A replacement that does not turn healthy is retried with a growing delay.
+//            Each replacement is logged to the instances' streams.
 //   delete   the fleet leaves the router, instances get SIGTERM, SIGKILL after stop_grace;
 //            then the directory and the record are removed.
 // The instances (variant, id, port, directory) are recorded in the record's `internal`

@@ -53,6 +53,29 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
 ')SH";
 
+// kHealthyServe, except that GET /ping hangs once the file "hang" appears in its ml dir
+// (SAGEMAKER_BASE_DIR): the process runs and accepts connections but no longer answers.
+constexpr char kHangingServe[] = R"SH(exec /usr/bin/python3 -c '
+import http.server, os, time
+port = int(os.environ["SAGEMAKER_BIND_TO_PORT"])
+marker = os.path.join(os.environ["SAGEMAKER_BASE_DIR"], "hang")
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def answer(self, status, body):
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        while self.path == "/ping" and os.path.exists(marker):
+            time.sleep(1)
+        self.answer(200 if self.path == "/ping" else 404, b"")
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.answer(200, b"%d:" % port + body)
+http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+')SH";
+
 // Real components throughout: SQLite stores, a LocalObjectStore, instances run by the real
 // hearth-supervisor (under bubblewrap where usable) and a real EndpointRouter.
 class EndpointControllerTest : public ::testing::Test {
@@ -199,6 +222,41 @@ class EndpointControllerTest : public ::testing::Test {
     inv.request.body = "1,2,3";
     inv.timeout = milliseconds(5000);
     return router_->Invoke(inv);
+  }
+
+  // The instances that answer `count` invocations in a row (all must succeed).
+  std::set<std::string> Answering(const std::string& endpoint, int count = 8) {
+    std::set<std::string> answered;
+    for (int i = 0; i < count; ++i) {
+      auto r = Invoke(endpoint);
+      EXPECT_TRUE(r.ok()) << r.status().ToString();
+      if (!r.ok()) continue;
+      EXPECT_EQ(r->response.status, 200);
+      answered.insert(r->instance_id);
+    }
+    return answered;
+  }
+
+  // Waits until the endpoint's recorded instances are `count` and none of them is `gone`, and
+  // every one answers GET /ping; returns their ids.
+  std::vector<std::string> WaitReplaced(const std::string& endpoint, const std::string& gone,
+                                        std::size_t count) {
+    std::vector<std::string> ids;
+    bool replaced = WaitFor(
+        [&] {
+          ids.clear();
+          const json instances = Internal(endpoint)["instances"];
+          for (const json& inst : instances) ids.push_back(inst["id"]);
+          if (ids.size() != count || std::find(ids.begin(), ids.end(), gone) != ids.end()) {
+            return false;
+          }
+          return Describe(endpoint)["ProductionVariants"][0]["CurrentInstanceCount"] ==
+                 static_cast<int>(count);
+        },
+        milliseconds(40000));
+    EXPECT_TRUE(replaced) << "instance " << gone << " was not replaced: "
+                          << Internal(endpoint).dump();
+    return ids;
   }
 
   fs::path root_;
@@ -413,6 +471,78 @@ TEST_F(EndpointControllerTest, RecoverReadoptsLiveInstancesAndReplacesLostOnes) 
   }
   EXPECT_EQ(answered, (std::set<std::string>{"keep/AllTraffic/" + after[0]["id"].get<std::string>(),
                                              "keep/AllTraffic/" + after[1]["id"].get<std::string>()}));
+}
+
+TEST_F(EndpointControllerTest, AnInstanceKilledWhileInServiceIsReplaced) {
+  ModelAndConfig("heal", Image("heal", kHealthyServe), /*count=*/2);
+  ASSERT_TRUE(controller_->Create({{"EndpointName", "heal"}, {"EndpointConfigName", "heal"}}).ok());
+  ASSERT_EQ(WaitSettled("heal")["EndpointStatus"], "InService");
+  json before = Internal("heal")["instances"];
+  ASSERT_EQ(before.size(), 2u);
+  const std::string killed = before[1]["id"], kept = before[0]["id"];
+  const fs::path killed_dir = before[1]["dir"].get<std::string>();
+
+  // The instance dies as a crash would kill it: SIGKILL to the process its supervisor runs.
+  auto supervisor = ReadFile(killed_dir / "state" / "supervisor.json");
+  ASSERT_TRUE(supervisor.ok()) << supervisor.status().ToString();
+  const pid_t child = json::parse(*supervisor)["child_pid"].get<pid_t>();
+  ASSERT_EQ(::kill(child, SIGKILL), 0);
+
+  std::vector<std::string> after = WaitReplaced("heal", killed, 2);
+  ASSERT_EQ(after.size(), 2u);
+  EXPECT_NE(std::find(after.begin(), after.end(), kept), after.end());
+  const std::string added = after[0] == kept ? after[1] : after[0];
+  json doc = Describe("heal");
+  EXPECT_EQ(doc["EndpointStatus"], "InService");
+  EXPECT_EQ(doc["ProductionVariants"][0]["DesiredInstanceCount"], 2);
+  EXPECT_FALSE(doc.contains("FailureReason"));
+  // Both the surviving instance and the replacement take traffic; the dead one is gone.
+  EXPECT_EQ(Answering("heal"),
+            (std::set<std::string>{"heal/AllTraffic/" + kept, "heal/AllTraffic/" + added}));
+  EXPECT_FALSE(fs::exists(killed_dir));
+  // The replacement is logged in the dead instance's stream, with the reason.
+  auto lines = LogMessages("heal");
+  EXPECT_TRUE(std::any_of(lines.begin(), lines.end(), [&](const std::string& l) {
+    return l.rfind("AllTraffic/" + killed + " ", 0) == 0 &&
+           l.find("is replaced: it was killed by signal") != std::string::npos;
+  })) << testing::PrintToString(lines);
+  EXPECT_TRUE(std::any_of(lines.begin(), lines.end(), [&](const std::string& l) {
+    return l.rfind("AllTraffic/" + added + " ", 0) == 0 &&
+           l.find("launched as a replacement") != std::string::npos;
+  })) << testing::PrintToString(lines);
+}
+
+TEST_F(EndpointControllerTest, AnInstanceThatStopsAnsweringPingIsKilledAndReplaced) {
+  ModelAndConfig("hang", Image("hang", kHangingServe), /*count=*/2);
+  ASSERT_TRUE(controller_->Create({{"EndpointName", "hang"}, {"EndpointConfigName", "hang"}}).ok());
+  ASSERT_EQ(WaitSettled("hang")["EndpointStatus"], "InService");
+  json before = Internal("hang")["instances"];
+  ASSERT_EQ(before.size(), 2u);
+  const std::string hung = before[0]["id"], kept = before[1]["id"];
+  auto supervisor =
+      ReadFile(fs::path(before[0]["dir"].get<std::string>()) / "state" / "supervisor.json");
+  ASSERT_TRUE(supervisor.ok()) << supervisor.status().ToString();
+  const pid_t hung_pid = json::parse(*supervisor)["child_pid"].get<pid_t>();
+  std::ofstream(fs::path(before[0]["dir"].get<std::string>()) / "ml" / "hang") << "";
+
+  std::vector<std::string> after = WaitReplaced("hang", hung, 2);
+  ASSERT_EQ(after.size(), 2u);
+  const std::string added = after[0] == kept ? after[1] : after[0];
+  EXPECT_NE(added, kept);
+  EXPECT_EQ(Describe("hang")["EndpointStatus"], "InService");
+  EXPECT_EQ(Answering("hang"),
+            (std::set<std::string>{"hang/AllTraffic/" + kept, "hang/AllTraffic/" + added}));
+  // The hung process was killed, not left running (its pid gone, or a zombie until reaped).
+  EXPECT_TRUE(WaitFor([&] {
+    auto stat = ReadFile("/proc/" + std::to_string(hung_pid) + "/stat");
+    return !stat.ok() || stat->find(") Z ") != std::string::npos;
+  }));
+  auto lines = LogMessages("hang");
+  EXPECT_TRUE(std::any_of(lines.begin(), lines.end(), [&](const std::string& l) {
+    return l.rfind("AllTraffic/" + hung + " ", 0) == 0 &&
+           l.find("did not answer GET /ping with 200 in 3 consecutive checks") !=
+               std::string::npos;
+  })) << testing::PrintToString(lines);
 }
 
 TEST_F(EndpointControllerTest, RecoverFinishesADeletion) {

@@ -2,13 +2,15 @@
 CreateModel / CreateEndpointConfig / CreateEndpoint on two instances, waited for with boto3's
 and the AWS CLI's waiters, described, invoked through `sagemaker-runtime`, and deleted; a
 bring-your-own `serve` that dies fails the endpoint with a reason; an endpoint survives a
-kill -9 of the server.
+kill -9 of the server; an instance killed while InService is replaced without failing requests.
 
 Run by Debian's /usr/bin/python3 (numpy for the training data).
 """
 import os
+import signal
 import stat
 import textwrap
+import threading
 import uuid
 
 import numpy as np
@@ -213,6 +215,95 @@ def test_endpoint_survives_kill9_of_the_server(server, sm, tmp_path):
 
     sm.delete_endpoint(EndpointName="durable")
     sm.get_waiter("endpoint_deleted").wait(EndpointName="durable", WaiterConfig=FAST)
+
+
+def _serve_pid(endpoint, port):
+    """The pid of the instance of `endpoint` serving on `port` (the python3 `serve` execs)."""
+    wanted = {f"SAGEMAKER_ENDPOINT_NAME={endpoint}".encode(),
+              f"SAGEMAKER_BIND_TO_PORT={port}".encode()}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                env = set(f.read().split(b"\0"))
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"python3") and wanted <= env:
+            return int(entry)
+    return None
+
+
+def test_killed_instance_is_replaced_while_in_service(server, sm, logs, tmp_path):
+    image = byo_image(server, tmp_path, "echo-serve", ECHO_SERVE)
+    deploy(sm, "repaired", image, count=2)
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="repaired", WaiterConfig=FAST)
+    runtime = server.client("sagemaker-runtime")
+    ports = {runtime.invoke_endpoint(EndpointName="repaired", ContentType="text/plain",
+                                     Body=b"abc")["Body"].read().split(b":")[0]
+             for _ in range(6)}
+    assert len(ports) == 2
+    victim, survivor = sorted(int(p) for p in ports)
+    pid = _serve_pid("repaired", victim)
+    assert pid is not None, "the serve process of the instance on port %d" % victim
+
+    # One client invoking steadily while the instance dies: it has one request in flight at a
+    # time, so at most the one in flight at the kill may fail (the instance may have read it
+    # before dying, and a delivered request is never retried). Every other request is either
+    # refused by the dead instance and retried on the live one by the router, or sent to a
+    # live instance.
+    stop = threading.Event()
+    answers, failures = [], []
+
+    def invoke_loop():
+        client = server.client("sagemaker-runtime")
+        while not stop.is_set():
+            try:
+                body = client.invoke_endpoint(EndpointName="repaired", ContentType="text/plain",
+                                              Body=b"xyz")["Body"].read()
+                answers.append(body)
+            except ClientError as e:
+                failures.append(e.response["Error"])
+
+    loop = threading.Thread(target=invoke_loop)
+    loop.start()
+    try:
+        wait_for(lambda: len(answers) >= 5, what="invocations before the kill")
+        os.kill(pid, signal.SIGKILL)
+        statuses = set()
+
+        def replaced():
+            d = sm.describe_endpoint(EndpointName="repaired")
+            statuses.add(d["EndpointStatus"])
+            [v] = d["ProductionVariants"]
+            assert v["DesiredInstanceCount"] == 2
+            if v["CurrentInstanceCount"] != 2:
+                return None
+            served = {b.split(b":")[0] for b in answers[-20:]}
+            return served if len(served) == 2 and str(victim).encode() not in served else None
+
+        served = wait_for(replaced, what="a replacement instance taking traffic")
+        answered_at_replacement = len(answers)
+        wait_for(lambda: len(answers) >= answered_at_replacement + 10, what="more answers")
+    finally:
+        stop.set()
+        loop.join()
+    assert statuses == {"InService"}
+    assert len(failures) <= 1, failures
+    assert all(b.endswith(b":zyx") for b in answers)
+    assert str(survivor).encode() in served
+    assert _serve_pid("repaired", victim) is None
+
+    # The replacement is logged: the killed instance's stream says why it was replaced.
+    group = "/aws/sagemaker/Endpoints/repaired"
+    events = wait_for(lambda: [e for e in logs.filter_log_events(logGroupName=group)["events"]
+                               if "is replaced" in e["message"]], what="the replacement's log")
+    assert any("killed by signal 9" in e["message"] for e in events), events
+
+    sm.delete_endpoint(EndpointName="repaired")
+    sm.get_waiter("endpoint_deleted").wait(EndpointName="repaired", WaiterConfig=FAST)
 
 
 def _try_invoke(runtime, name, body):
