@@ -32,6 +32,7 @@ bench: build
 	HEARTH_BUILD_DIR=$(abspath $(BUILD_DIR)) /usr/bin/python3 bench/job_start_latency.py
 	HEARTH_BUILD_DIR=$(abspath $(BUILD_DIR)) env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
 		/usr/bin/python3 bench/algorithms.py
+	HEARTH_BUILD_DIR=$(abspath $(BUILD_DIR)) /usr/bin/python3 bench/invoke_latency.py
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -20,6 +20,8 @@ packages=(
   python3 python3-boto3 python3-pytest python3-sklearn python3-numpy python3-protobuf awscli
   # peers and data for bench/ (numpy on OpenBLAS, not the reference BLAS)
   python3-xgboost liblinear-tools libopenblas0-pthread dataset-fashion-mnist
+  # HTTP load generator and the serving peers for bench/invoke_latency.py
+  wrk gunicorn python3-flask nginx-light
   # tools the tests use
   curl procps strace
 )
