@@ -123,11 +123,7 @@ Result<json> EndpointConfigController::Delete(const json& request) {
   const std::string name = request.value("EndpointConfigName", "");
   const Status missing = Validation("Could not find endpoint configuration \"" +
                                     SageMakerArn(account_, "endpoint-config", name) + "\".");
-  auto r = FindResourceIgnoringCase(store_, kKind, name, missing);
-  if (!r.ok()) return r.status();
-  Status deleted = store_.Delete(kKind, r->name);
-  if (deleted.code() == StatusCode::kNotFound) return missing;
-  RETURN_IF_ERROR(deleted);
+  RETURN_IF_ERROR(DeleteIgnoringCase(store_, kKind, name, missing));
   return json::object();
 }
 

@@ -132,12 +132,7 @@ Result<json> ModelController::Delete(const json& request) {
   const std::string name = request.value("ModelName", "");
   const Status missing =
       Validation("Could not find model \"" + SageMakerArn(account_, "model", name) + "\".");
-  auto r = FindResourceIgnoringCase(store_, kKind, name, missing);
-  if (!r.ok()) return r.status();
-  Status deleted = store_.Delete(kKind, r->name);
-  // Deleted meanwhile by another request: that one answered {} and this one did not find it.
-  if (deleted.code() == StatusCode::kNotFound) return missing;
-  RETURN_IF_ERROR(deleted);
+  RETURN_IF_ERROR(DeleteIgnoringCase(store_, kKind, name, missing));
   return json::object();
 }
 

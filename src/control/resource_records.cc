@@ -106,6 +106,13 @@ Result<metadata::Resource> FindResourceIgnoringCase(metadata::MetadataStore& sto
   return found;
 }
 
+Status DeleteIgnoringCase(metadata::MetadataStore& store, std::string_view kind,
+                          std::string_view name, const Status& missing) {
+  ASSIGN_OR_RETURN(metadata::Resource found, FindResourceIgnoringCase(store, kind, name, missing));
+  Status deleted = store.Delete(kind, found.name);
+  return deleted.code() == StatusCode::kNotFound ? missing : deleted;
+}
+
 Status CreateIfAbsentIgnoringCase(metadata::MetadataStore& store,
                                   const metadata::Resource& resource,
                                   const metadata::Transition& first, const Status& duplicate) {

@@ -56,6 +56,11 @@ Status CreateIfAbsentIgnoringCase(metadata::MetadataStore& store,
                                   const metadata::Resource& resource,
                                   const metadata::Transition& first, const Status& duplicate);
 
+// Deletes the record of `kind` named `name`, compared without case; `missing` if there is none
+// (also when another request deleted it between the lookup and the delete: that one answered).
+Status DeleteIgnoringCase(metadata::MetadataStore& store, std::string_view kind,
+                          std::string_view name, const Status& missing);
+
 // The record of `kind` named `name`, compared without case. NotFound if there is none.
 Result<metadata::Resource> FindResourceIgnoringCase(metadata::MetadataStore& store,
                                                     std::string_view kind, std::string_view name);
