@@ -696,6 +696,9 @@ TrainingJobController::~TrainingJobController() {
 void TrainingJobController::StartRunner(const std::string& name) {
   auto run = std::make_shared<Run>();
   std::lock_guard<std::mutex> lock(mu_);
+  // The destructor sets the flag before it takes the runs: a run added later would not be
+  // joined (the job stays recorded and the next Recover() resumes it).
+  if (shutting_down_) return;
   auto& slot = runs_[name];
   if (slot && slot->thread.joinable()) slot->thread.detach();  // a finished earlier run
   slot = run;
