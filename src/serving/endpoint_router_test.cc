@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "http/http_server.h"
+#include "http/test_peer.h"
 
 namespace hearth::serving {
 namespace {
@@ -18,6 +19,8 @@ namespace {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 using std::chrono::milliseconds;
+using http::test_support::ClosedPort;
+using http::test_support::ScriptedPeer;
 
 // An instance: hearth's own HTTP server answering POST /invocations with its name. It can
 // hold requests inside the handler until released, to stand for a slow model.
@@ -91,82 +94,9 @@ class FakeInstance {
   int held_ = 0;          // GUARDED_BY(mu_)
 };
 
-// A raw TCP peer whose every connection runs `behaviour` (misbehaving instances).
-class RawPeer {
- public:
-  using Behaviour = std::function<void(tcp::socket&, RawPeer&)>;
-
-  explicit RawPeer(Behaviour behaviour) : behaviour_(std::move(behaviour)) {
-    acceptor_.open(tcp::v4());
-    acceptor_.set_option(asio::socket_base::reuse_address(true));
-    acceptor_.bind(tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-    acceptor_.listen();
-    accept_thread_ = std::thread([this] {
-      while (true) {
-        boost::system::error_code ec;
-        tcp::socket socket(io_);
-        acceptor_.accept(socket, ec);
-        if (ec || stopping_) return;
-        ++connections;
-        workers_.emplace_back([this, s = std::move(socket)]() mutable { behaviour_(s, *this); });
-      }
-    });
-  }
-
-  ~RawPeer() {
-    stopping_ = true;
-    boost::system::error_code ec;
-    tcp::socket wake(io_);
-    wake.connect(acceptor_.local_endpoint(), ec);
-    accept_thread_.join();
-    for (auto& w : workers_) w.join();
-  }
-
-  InstanceAddress Address(std::string id) const {
-    return {.id = std::move(id), .port = acceptor_.local_endpoint().port()};
-  }
-
-  // Reads one request (head and Content-Length body); false at end of stream.
-  static bool ReadRequest(tcp::socket& socket) {
-    std::string data;
-    char c;
-    boost::system::error_code ec;
-    while (data.find("\r\n\r\n") == std::string::npos) {
-      if (asio::read(socket, asio::buffer(&c, 1), ec) != 1) return false;
-      data.push_back(c);
-    }
-    std::size_t length = 0;
-    if (auto at = data.find("Content-Length: "); at != std::string::npos) {
-      length = std::stoul(data.substr(at + 16));
-    }
-    std::string body(length, '\0');
-    return length == 0 || asio::read(socket, asio::buffer(body), ec) == length;
-  }
-
-  static void Reply(tcp::socket& socket, const std::string& body) {
-    std::string response =
-        "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-    boost::system::error_code ec;
-    asio::write(socket, asio::buffer(response), ec);
-  }
-
-  std::atomic<int> connections{0};
-  std::atomic<int> requests{0};
-
- private:
-  Behaviour behaviour_;
-  asio::io_context io_;
-  tcp::acceptor acceptor_{io_};
-  std::thread accept_thread_;
-  std::vector<std::thread> workers_;
-  std::atomic<bool> stopping_{false};
-};
-
-// A port nobody listens on.
-std::uint16_t ClosedPort() {
-  asio::io_context io;
-  tcp::acceptor a(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  return a.local_endpoint().port();
+// A misbehaving instance at `peer`'s port.
+InstanceAddress At(const http::test_support::ScriptedPeer& peer, std::string id) {
+  return {.id = std::move(id), .port = peer.port()};
 }
 
 Invocation Call(std::string endpoint, std::string body = "1,2", std::string target_variant = "") {
@@ -326,15 +256,15 @@ TEST(EndpointRouter, NoLiveInstanceIsUnavailable) {
 
 TEST(EndpointRouter, ADeliveredRequestIsNotSentAgainWhenTheConnectionBreaks) {
   // Reads the request, then hangs up without answering: the model may have acted on it.
-  RawPeer hangs_up([](tcp::socket& s, RawPeer& p) {
-    if (RawPeer::ReadRequest(s)) ++p.requests;
+  ScriptedPeer hangs_up([](tcp::socket& s, ScriptedPeer& p) {
+    if (ScriptedPeer::ReadRequest(s)) ++p.requests;
     s.close();
   });
   FakeInstance live("live");
   EndpointRouter router;
   router.SetFleet(
       "ep",
-      {{.name = "V", .instances = {hangs_up.Address("ep/V/broken"), live.Address("ep/V/live")}}});
+      {{.name = "V", .instances = {At(hangs_up, "ep/V/broken"), live.Address("ep/V/live")}}});
   // The first request on a fresh fleet goes to the first instance.
   auto result = router.Invoke(Call("ep"));
   EXPECT_EQ(result.status().code(), StatusCode::kAborted) << result.status().ToString();
@@ -343,13 +273,13 @@ TEST(EndpointRouter, ADeliveredRequestIsNotSentAgainWhenTheConnectionBreaks) {
 }
 
 TEST(EndpointRouter, NoAnswerInTimeIsDeadlineExceeded) {
-  RawPeer silent([](tcp::socket& s, RawPeer& p) {
-    if (!RawPeer::ReadRequest(s)) return;
+  ScriptedPeer silent([](tcp::socket& s, ScriptedPeer& p) {
+    if (!ScriptedPeer::ReadRequest(s)) return;
     ++p.requests;
-    RawPeer::ReadRequest(s);  // returns when the client gives up and closes
+    ScriptedPeer::ReadRequest(s);  // returns when the client gives up and closes
   });
   EndpointRouter router;
-  router.SetFleet("ep", {{.name = "V", .instances = {silent.Address("ep/V/0")}}});
+  router.SetFleet("ep", {{.name = "V", .instances = {At(silent, "ep/V/0")}}});
   Invocation call = Call("ep");
   call.timeout = milliseconds(200);
   EXPECT_EQ(router.Invoke(call).status().code(), StatusCode::kDeadlineExceeded);
@@ -357,16 +287,16 @@ TEST(EndpointRouter, NoAnswerInTimeIsDeadlineExceeded) {
 }
 
 TEST(EndpointRouter, FleetsListingTheSameInstanceShareItsConnections) {
-  RawPeer echo([](tcp::socket& s, RawPeer& p) {
-    while (RawPeer::ReadRequest(s)) {
+  ScriptedPeer echo([](tcp::socket& s, ScriptedPeer& p) {
+    while (ScriptedPeer::ReadRequest(s)) {
       ++p.requests;
-      RawPeer::Reply(s, "ok");
+      ScriptedPeer::Reply(s, "ok");
     }
   });
   EndpointRouter router;
-  router.SetFleet("ep", {{.name = "V", .instances = {echo.Address("ep/V/0")}}});
+  router.SetFleet("ep", {{.name = "V", .instances = {At(echo, "ep/V/0")}}});
   ASSERT_TRUE(router.Invoke(Call("ep")).ok());
-  router.SetFleet("ep", {{.name = "V", .weight = 2, .instances = {echo.Address("ep/V/0")}}});
+  router.SetFleet("ep", {{.name = "V", .weight = 2, .instances = {At(echo, "ep/V/0")}}});
   ASSERT_TRUE(router.Invoke(Call("ep")).ok());
   EXPECT_EQ(echo.requests.load(), 2);
   EXPECT_EQ(echo.connections.load(), 1);  // the kept-alive connection survived the swap
