@@ -31,24 +31,19 @@ import os
 import platform
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
 
-import boto3
 import botocore.config
 import botocore.exceptions
 import numpy as np
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-BUILD_DIR = os.path.abspath(os.environ.get("HEARTH_BUILD_DIR", os.path.join(REPO, "build")))
-HEARTH = os.path.join(BUILD_DIR, "src", "server", "hearth")
+from hearth_server import BUILD_DIR, HEARTH, REPO, Server, free_port  # noqa: E402
 RESULTS_DIR = os.path.join(REPO, "bench", "results")
 ROLE = "arn:aws:iam::000000000000:role/bench"
 FEATURES = 100
@@ -112,12 +107,6 @@ wrk.headers["Content-Type"] = "{ctype}"
 """
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_until(pred, timeout, what, interval=0.05):
     deadline = time.monotonic() + timeout
     while True:
@@ -138,46 +127,6 @@ def http(method, url, body=None, headers=None):
         return e.code, e.read()
     except OSError:
         return None, b""
-
-
-class Server:
-    def __init__(self, data_dir):
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.log_path = os.path.join(data_dir, "server.log")
-        self.proc = None
-
-    def start(self, timeout=30):
-        log = open(self.log_path, "a")
-        self.proc = subprocess.Popen(
-            [HEARTH, "server", "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.data_dir],
-            stdout=subprocess.PIPE, stderr=log, text=True)
-        serving = threading.Event()
-
-        def drain():
-            for line in self.proc.stdout:
-                log.write(line)
-                log.flush()
-                if "serving on" in line:
-                    serving.set()
-
-        threading.Thread(target=drain, daemon=True).start()
-        wait_until(lambda: serving.is_set() or self.proc.poll() is not None, timeout,
-                   "hearth server", 0.01)
-        if self.proc.poll() is not None:
-            raise SystemExit(f"hearth server did not start; see {self.log_path}")
-
-    def kill(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def client(self, service):
-        cfg = botocore.config.Config(retries={"max_attempts": 1},
-                                     s3={"addressing_style": "path"})
-        return boto3.client(service, endpoint_url=f"http://127.0.0.1:{self.port}",
-                            region_name="us-east-1", aws_access_key_id="hearth",
-                            aws_secret_access_key="hearth-secret", config=cfg)
 
 
 def synthetic_data():
