@@ -22,6 +22,7 @@ std::unique_ptr<JsonProtocolService> MakeSageMakerService(
       {"CreateEndpoint", [&](const json& in) { return endpoints.Create(in); }},
       {"DescribeEndpoint", [&](const json& in) { return endpoints.Describe(in); }},
       {"ListEndpoints", [&](const json& in) { return endpoints.List(in); }},
+      {"UpdateEndpoint", [&](const json& in) { return endpoints.Update(in); }},
       {"DeleteEndpoint", [&](const json& in) { return endpoints.Delete(in); }},
   };
   return std::make_unique<JsonProtocolService>("SageMaker", ServiceModel::SageMaker(),

@@ -1,9 +1,6 @@
 #include "control/endpoints.h"
 
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -12,11 +9,10 @@
 
 #include "common/clock.h"
 #include "control/host_output.h"
+#include "control/model_host.h"
 #include "control/resource_records.h"
 #include "http/http_client.h"
 #include "runtime/log_reader.h"
-#include "runtime/model_archive.h"
-#include "runtime/training_contract.h"
 #include "spdlog/spdlog.h"
 
 namespace hearth::control {
@@ -28,9 +24,6 @@ namespace {
 
 constexpr std::size_t kFailureReasonLimit = 1024;
 constexpr std::size_t kTailLines = 8;
-// Where a sandboxed instance of a built-in algorithm finds the `hearth` binary.
-constexpr std::string_view kSandboxHearthPath = "/opt/.hearth/hearth";
-constexpr std::string_view kSandboxModelDir = "/opt/ml/model";
 constexpr std::string_view kConfigKind = "EndpointConfig";
 constexpr std::string_view kModelKind = "Model";
 
@@ -59,59 +52,16 @@ std::string Lower(std::string s) {
   return s;
 }
 
-// An EC2-style instance id: "i-" and 17 hex digits.
-std::string NewInstanceId() {
-  std::string hex;
-  for (char c : NewUuid()) {
-    if (std::isxdigit(static_cast<unsigned char>(c))) hex.push_back(c);
-  }
-  return "i-" + hex.substr(0, 17);
-}
-
-// A loopback port nothing listens on right now. The instance binds it a moment later; `taken`
-// keeps two instances launched together from drawing the same one.
-Result<std::uint16_t> FreeLoopbackPort(std::set<std::uint16_t>& taken) {
-  for (int attempt = 0; attempt < 16; ++attempt) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return Internal("socket: cannot pick a port for an endpoint instance");
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    socklen_t len = sizeof addr;
-    bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-              ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
-    ::close(fd);
-    if (!ok) return Internal("bind: cannot pick a port for an endpoint instance");
-    std::uint16_t port = ntohs(addr.sin_port);
-    if (taken.insert(port).second) return port;
-  }
-  return Internal("cannot pick a free port for an endpoint instance");
-}
-
-// The one container of a model (PrimaryContainer, or a single Containers entry); inference
-// pipelines are refused at create time.
-const json& ModelContainer(const json& model) {
-  if (model.contains("PrimaryContainer")) return model["PrimaryContainer"];
-  return model["Containers"][0];
-}
-
 json VariantStatus(const std::string& status, std::int64_t now) {
   return json::array({{{"Status", status}, {"StartTime", ToEpochSeconds(now)}}});
 }
 
 }  // namespace
 
-// Shared between the API threads and an endpoint's monitor thread.
-struct EndpointController::Run {
-  std::atomic<bool> delete_requested{false};
-  std::thread thread;
-};
-
 // Drives one endpoint from its recorded state. Lives on the monitor thread.
 class EndpointController::Runner {
  public:
-  Runner(EndpointController& c, std::string name, Run& run)
+  Runner(EndpointController& c, std::string name, MonitorThreads::Run& run)
       : c_(c), name_(std::move(name)), run_(run), group_(std::string(kLogGroupPrefix) + name_) {}
 
   void Execute();
@@ -121,6 +71,9 @@ class EndpointController::Runner {
  private:
   struct Instance {
     std::string variant;
+    // Which deployment the instance belongs to: 0 for CreateEndpoint's, then one more for each
+    // UpdateEndpoint. Instances of an older one are draining; of a newer one, coming up.
+    int generation = 0;
     std::string id;
     std::uint16_t port = 0;
     fs::path dir;  // holds ml/ and state/
@@ -130,12 +83,20 @@ class EndpointController::Runner {
     std::chrono::steady_clock::time_point launched_at;  // starts the startup health deadline
     int ping_failures = 0;  // consecutive failed checks while healthy
     std::unique_ptr<http::ConnectionPool> pool;
+    // Draining (an older generation after an update): SIGTERM is sent once no request is in
+    // flight on it, or once the drain deadline passed.
+    std::optional<std::chrono::steady_clock::time_point> drain_deadline;
+    std::optional<std::chrono::steady_clock::time_point> terminated_at;
 
     fs::path ml_dir() const { return dir / "ml"; }
     fs::path state_dir() const { return dir / "state"; }
     std::string stream() const { return variant + "/" + id; }
     json ToJson() const {
-      return {{"variant", variant}, {"id", id}, {"port", port}, {"dir", dir.string()}};
+      return {{"variant", variant},
+              {"generation", generation},
+              {"id", id},
+              {"port", port},
+              {"dir", dir.string()}};
     }
   };
 
@@ -148,11 +109,26 @@ class EndpointController::Runner {
     std::chrono::milliseconds backoff = kRepairBackoffInitial;
   };
 
-  bool DeleteRequested() const { return run_.delete_requested.load(); }
-  bool ShuttingDown() const { return c_.shutting_down_.load(); }
+  bool DeleteRequested() const { return run_.end_requested.load(); }
+  bool ShuttingDown() const { return c_.monitors_.shutting_down(); }
   fs::path EndpointDir() const {
     return c_.options_.endpoints_dir /
            (Lower(name_) + "-" + std::to_string(record_.created_millis));
+  }
+  // Where a generation's models and instances live: the endpoint's directory for the first,
+  // "gen.<n>" under it for updates (a variant name cannot hold a '.').
+  fs::path GenerationDir(int generation) const {
+    return generation == 0 ? EndpointDir() : EndpointDir() / ("gen." + std::to_string(generation));
+  }
+  int LiveGeneration() const { return record_.internal.value("generation", 0); }
+  // The update being deployed (UpdateEndpoint recorded it), or nullptr.
+  const json* Pending() const {
+    auto it = record_.internal.find("pending");
+    return it == record_.internal.end() ? nullptr : &*it;
+  }
+  int PendingGeneration() const {
+    const json* p = Pending();
+    return p == nullptr ? -1 : p->value("generation", -1);
   }
 
   // Records `status` (with `extra` applied) unless the endpoint is Deleting, which is sticky:
@@ -161,10 +137,12 @@ class EndpointController::Runner {
                     const std::function<void(metadata::Resource&)>& extra);
   Status SaveInstances();
   Outcome Deploy(std::string* failure);
-  Status PrepareModel(const json& variant, const fs::path& model_dir);
-  // A new instance of `variant` (new id, port and directory), added to instances_; not yet
-  // recorded nor launched.
-  Result<Instance*> AddInstance(const std::string& variant);
+  // Unpacks the models of `variants` into `generation`'s directory, unless an earlier run
+  // (before a restart) did.
+  Status PrepareModels(const json& variants, int generation);
+  // A new instance of `variant` of `generation` (new id, port and directory), added to
+  // instances_; not yet recorded nor launched.
+  Result<Instance*> AddInstance(const std::string& variant, int generation);
   Status LaunchInstance(Instance& inst, const json& variant);
   // One startup health check of an instance that has not answered GET /ping yet: true once it
   // answers 200, false while it may still; FailedPrecondition with a FailureReason once it
@@ -172,8 +150,22 @@ class EndpointController::Runner {
   Result<bool> StartupCheck(Instance& inst, std::chrono::steady_clock::time_point since);
   // Publishes the healthy instances.
   void PublishFleet();
-  // While InService: replaces instances that stop or stop answering /ping.
+  // While InService (or Updating): replaces instances that stop or stop answering /ping,
+  // deploys updates and drains the instances they replace.
   void Serve();
+  // The health of one instance (startup or live): "" when fine, else why it must go.
+  std::string CheckInstance(Instance& inst, bool ping_now, bool* became_healthy);
+  // UpdateEndpoint, blue/green: launches the pending generation's instances next to the live
+  // ones. The fleet switches (SwitchToPending) once every one of them answers /ping; the live
+  // fleet serves meanwhile. Any failure rolls back (RollBack).
+  void StartUpdate();
+  void SwitchToPending();
+  void RollBack(const std::string& reason);
+  // One step of draining an instance of an older generation: true once it has ended.
+  bool DrainStep(Instance& inst);
+  // Kills instances_[index] and forgets it (recorded), without a replacement; `log_line`, if
+  // any, ends its log stream.
+  void Forget(std::size_t index, const std::string& log_line = "");
   // Kills instances_[index] (whatever its state), forgets it and records that, logging `why`.
   void Retire(std::size_t index, const std::string& why);
   // Launches a replacement for every variant with fewer instances than it asks for, unless
@@ -191,16 +183,18 @@ class EndpointController::Runner {
   void IngestOutput(Instance& inst);
   void DrainOutput(Instance& inst);
   std::string OutputTail(const Instance& inst) const;
-  const json* VariantSpec(const std::string& name) const;
+  // The variant an instance runs: from the live deployment, or the pending one.
+  const json* VariantSpec(const Instance& inst) const;
 
   EndpointController& c_;
   std::string name_;
-  Run& run_;
+  MonitorThreads::Run& run_;
   std::string group_;
   metadata::Resource record_;
   std::vector<std::unique_ptr<Instance>> instances_;
   std::set<std::uint16_t> ports_;
   std::map<std::string, Repair> repairs_;  // by variant name
+  bool updating_ = false;  // the pending generation's instances are launched
   bool torn_down_ = false;
 };
 
@@ -243,9 +237,17 @@ Status EndpointController::Runner::SaveInstances() {
   return Status::Ok();
 }
 
-const json* EndpointController::Runner::VariantSpec(const std::string& name) const {
-  for (const json& v : record_.internal["variants"]) {
-    if (v.value("VariantName", "") == name) return &v;
+const json* EndpointController::Runner::VariantSpec(const Instance& inst) const {
+  const json* variants = nullptr;
+  if (inst.generation == LiveGeneration()) {
+    variants = &record_.internal["variants"];
+  } else if (inst.generation == PendingGeneration()) {
+    variants = &(*Pending())["variants"];
+  } else {
+    return nullptr;
+  }
+  for (const json& v : *variants) {
+    if (v.value("VariantName", "") == inst.variant) return &v;
   }
   return nullptr;
 }
@@ -280,115 +282,38 @@ std::string EndpointController::Runner::OutputTail(const Instance& inst) const {
   return out;
 }
 
-Status EndpointController::Runner::PrepareModel(const json& variant, const fs::path& model_dir) {
-  const json& container = variant["Container"];
-  std::error_code ec;
-  fs::remove_all(model_dir, ec);
-  fs::create_directories(model_dir, ec);
-  if (ec) return Internal("cannot create " + model_dir.string() + ": " + ec.message());
-  if (container.contains("ModelDataUrl")) {
-    const std::string uri = container["ModelDataUrl"].get<std::string>();
-    ASSIGN_OR_RETURN(storage::S3Location loc, storage::ParseS3Uri(uri));
-    Status s = runtime::ExtractArchiveObject(c_.objects_, loc, model_dir);
-    if (!s.ok()) return InvalidArgument("Failed to extract model data archive from URL \"" + uri +
-                                        "\": " + s.message());
-    return Status::Ok();
-  }
-  if (container.contains("ModelDataSource")) {
-    const json s3 = container["ModelDataSource"].value("S3DataSource", json::object());
-    const std::string uri = s3.value("S3Uri", "");
-    ASSIGN_OR_RETURN(storage::S3Location loc, storage::ParseS3Uri(uri));
-    Status s;
-    if (s3.value("CompressionType", "None") == "Gzip") {
-      s = runtime::ExtractArchiveObject(c_.objects_, loc, model_dir);
-    } else if (s3.value("S3DataType", "S3Object") == "S3Prefix") {
-      s = runtime::DownloadPrefix(c_.objects_, loc, model_dir);
-    } else {
-      auto reader = c_.objects_.OpenForRead(loc.bucket, loc.key);
-      s = reader.ok() ? (*reader)->CopyTo(model_dir / fs::path(loc.key).filename())
-                      : reader.status();
-    }
-    if (!s.ok()) return InvalidArgument("Failed to download model data from \"" + uri +
-                                        "\": " + s.message());
-  }
-  return Status::Ok();
-}
-
 Status EndpointController::Runner::LaunchInstance(Instance& inst, const json& variant) {
-  const json& container = variant["Container"];
-  ASSIGN_OR_RETURN(ResolvedImage image,
-                   c_.images_.Resolve(container.value("Image", ""), "primaryContainer.image"));
-  const bool sandboxed = c_.runtime_.sandboxed();
-  const fs::path model_dir = EndpointDir() / inst.variant / "model";
-  std::error_code ec;
-  fs::remove_all(inst.dir, ec);
-  fs::create_directories(inst.ml_dir() / "model", ec);
-  fs::create_directories(inst.state_dir(), ec);
-  if (ec) return Internal("cannot create " + inst.dir.string() + ": " + ec.message());
-
-  const std::string program_inside = sandboxed ? "/opt/program" : image.program_dir.string();
-  std::vector<std::string> argv;
-  if (image.builtin) {
-    argv = {sandboxed ? std::string(kSandboxHearthPath) : c_.options_.hearth_binary.string(),
-            "algo", image.algorithm, "serve"};
-  } else {
-    argv = {program_inside + "/serve"};
-  }
-  std::map<std::string, std::string> env;
-  env["PATH"] = (image.builtin ? "" : program_inside + ":") +
-                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-  env["HOME"] = "/root";
-  env["LANG"] = "C.UTF-8";
-  env["PYTHONUNBUFFERED"] = "1";
-  env["SAGEMAKER_BIND_TO_PORT"] = std::to_string(inst.port);
-  env["SM_MODEL_DIR"] = sandboxed ? std::string(kSandboxModelDir) : model_dir.string();
-  env["SAGEMAKER_BASE_DIR"] = c_.runtime_.MlPathInside(inst.ml_dir());
-  env["SAGEMAKER_ENDPOINT_NAME"] = name_;
-  env["SAGEMAKER_VARIANT_NAME"] = inst.variant;
-  const json environment = container.value("Environment", json::object());
-  for (const auto& [k, v] : environment.items()) {
-    if (v.is_string()) env[k] = v.get<std::string>();
-  }
-
-  runtime::HostSpec spec;
-  spec.ml_dir = inst.ml_dir();
-  spec.argv = std::move(argv);
-  spec.env = std::move(env);
-  // The model is unpacked once per variant and shared read-only by its instances.
-  spec.extra_binds.push_back({model_dir, std::string(kSandboxModelDir), true});
-  if (image.builtin) {
-    // The binary is bound at a fixed path: where it was built (/tmp, say) may be hidden.
-    spec.extra_binds.push_back({c_.options_.hearth_binary, std::string(kSandboxHearthPath), true});
-  } else {
-    spec.extra_binds.push_back({image.program_dir, "/opt/program", true});
-    spec.working_dir = program_inside;
-  }
-  RETURN_IF_ERROR(c_.runtime_.Launch(spec, inst.state_dir()));
+  ModelServerSpec spec;
+  spec.container = variant["Container"];
+  spec.model_dir = GenerationDir(inst.generation) / inst.variant / "model";
+  spec.dir = inst.dir;
+  spec.port = inst.port;
+  spec.env = {{"SAGEMAKER_ENDPOINT_NAME", name_}, {"SAGEMAKER_VARIANT_NAME", inst.variant}};
+  RETURN_IF_ERROR(
+      LaunchModelServer(c_.runtime_, c_.images_, c_.options_.hearth_binary, spec));
   c_.logs_.EnsureStream(group_, inst.stream()).IgnoreError();
   return Status::Ok();
 }
 
 Result<EndpointController::Runner::Instance*> EndpointController::Runner::AddInstance(
-    const std::string& variant) {
+    const std::string& variant, int generation) {
   auto inst = std::make_unique<Instance>();
   inst->variant = variant;
+  inst->generation = generation;
   inst->id = NewInstanceId();
   ASSIGN_OR_RETURN(inst->port, FreeLoopbackPort(ports_));
-  inst->dir = EndpointDir() / variant / inst->id;
+  inst->dir = GenerationDir(generation) / variant / inst->id;
   instances_.push_back(std::move(inst));
   return instances_.back().get();
 }
 
 Result<bool> EndpointController::Runner::StartupCheck(
     Instance& inst, std::chrono::steady_clock::time_point since) {
-  const json* variant = VariantSpec(inst.variant);
+  const json* variant = VariantSpec(inst);
   auto st = c_.runtime_.Poll(inst.state_dir());
   if (!st.ok() || st->state != runtime::HostState::kRunning) {
     DrainOutput(inst);
-    std::string how = !st.ok() || st->state == runtime::HostState::kLost
-                          ? "its process ended without recording an exit status"
-                      : st->signal != 0 ? "it was killed by signal " + std::to_string(st->signal)
-                                        : "it exited with code " + std::to_string(st->exit_code);
+    const std::string how = DescribeHostEnd(st);
     std::string tail = OutputTail(inst);
     return FailedPrecondition("The primary container for production variant " + inst.variant +
                               " did not pass the ping health check: instance " + inst.id +
@@ -419,35 +344,46 @@ Result<bool> EndpointController::Runner::StartupCheck(
                             (tail.empty() ? "" : " Last output:\n" + tail));
 }
 
-EndpointController::Runner::Outcome EndpointController::Runner::Deploy(std::string* failure) {
-  const fs::path ep_dir = EndpointDir();
-  // Models: unpacked once per variant; "model.ready" says an earlier run (before a restart)
-  // finished unpacking.
-  for (const json& variant : record_.internal["variants"]) {
+Status EndpointController::Runner::PrepareModels(const json& variants, int generation) {
+  // "model.ready" says an earlier run (before a restart) finished unpacking.
+  for (const json& variant : variants) {
     const std::string vname = variant.value("VariantName", "");
-    const fs::path vdir = ep_dir / vname;
+    const fs::path vdir = GenerationDir(generation) / vname;
     if (fs::exists(vdir / "model.ready")) continue;
-    Status prepared = PrepareModel(variant, vdir / "model");
+    Status prepared = PrepareModelDir(c_.objects_, variant["Container"], vdir / "model");
     if (prepared.ok()) {
       std::error_code ec;
       fs::create_directories(vdir, ec);
       prepared = WriteFileAtomic(vdir / "model.ready", "", Durability::kSurvivesProcessCrash);
     }
     if (!prepared.ok()) {
-      *failure = "ClientError: production variant " + vname + ": " + prepared.message();
-      return Outcome::kFailed;
+      return Status(prepared.code(),
+                    "ClientError: production variant " + vname + ": " + prepared.message());
     }
-    if (DeleteRequested()) return Outcome::kDeleting;
-    if (ShuttingDown()) return Outcome::kShuttingDown;
+    if (DeleteRequested() || ShuttingDown()) return Status::Ok();
   }
+  return Status::Ok();
+}
+
+EndpointController::Runner::Outcome EndpointController::Runner::Deploy(std::string* failure) {
+  // Models: unpacked once per variant.
+  if (Status prepared = PrepareModels(record_.internal["variants"], LiveGeneration());
+      !prepared.ok()) {
+    *failure = prepared.message();
+    return Outcome::kFailed;
+  }
+  if (DeleteRequested()) return Outcome::kDeleting;
+  if (ShuttingDown()) return Outcome::kShuttingDown;
 
   // Instances recorded earlier (before a restart) are kept when their supervisor still runs
-  // them; the others are replaced by new ones.
+  // them; the others are replaced by new ones. Instances of another generation (an update
+  // that was coming up, or a fleet that was draining) are stopped: a pending update starts
+  // over.
   std::vector<std::unique_ptr<Instance>> kept;
   for (auto& inst : instances_) {
     auto st = c_.runtime_.Poll(inst->state_dir());
     if (st.ok() && st->state == runtime::HostState::kRunning &&
-        VariantSpec(inst->variant) != nullptr) {
+        inst->generation == LiveGeneration() && VariantSpec(*inst) != nullptr) {
       auto position = c_.logs_.SourcePosition(group_, inst->stream());
       inst->log_offset = position.ok() ? static_cast<std::uint64_t>(*position) : 0;
       ports_.insert(inst->port);
@@ -469,7 +405,7 @@ EndpointController::Runner::Outcome EndpointController::Runner::Deploy(std::stri
     int have = 0;
     for (const auto& inst : instances_) have += inst->variant == vname ? 1 : 0;
     for (int i = have; i < variant.value("InitialInstanceCount", 1); ++i) {
-      auto added = AddInstance(vname);
+      auto added = AddInstance(vname, LiveGeneration());
       if (!added.ok()) {
         *failure = "InternalServerError: " + added.status().message();
         return Outcome::kFailed;
@@ -484,7 +420,7 @@ EndpointController::Runner::Outcome EndpointController::Runner::Deploy(std::stri
     return Outcome::kFailed;
   }
   for (Instance* inst : to_launch) {
-    Status launched = LaunchInstance(*inst, *VariantSpec(inst->variant));
+    Status launched = LaunchInstance(*inst, *VariantSpec(*inst));
     if (!launched.ok()) {
       *failure = "InternalServerError: could not start instance " + inst->id +
                  " of production variant " + inst->variant + ": " + launched.message();
@@ -521,7 +457,10 @@ void EndpointController::Runner::PublishFleet() {
     v.name = variant.value("VariantName", "");
     v.weight = variant.value("InitialVariantWeight", 1.0);
     for (const auto& inst : instances_) {
-      if (inst->variant != v.name || inst->exited || !inst->healthy) continue;
+      if (inst->generation != LiveGeneration() || inst->variant != v.name || inst->exited ||
+          !inst->healthy) {
+        continue;
+      }
       v.instances.push_back({.id = name_ + "/" + inst->variant + "/" + inst->id,
                              .host = "127.0.0.1",
                              .port = inst->port});
@@ -531,61 +470,105 @@ void EndpointController::Runner::PublishFleet() {
   c_.router_.SetFleet(name_, std::move(fleet));
 }
 
+std::string EndpointController::Runner::CheckInstance(Instance& inst, bool ping_now,
+                                                      bool* became_healthy) {
+  if (!inst.healthy) {
+    // Starting up: a replacement, or an instance of an update.
+    auto check = StartupCheck(inst, inst.launched_at);
+    if (!check.ok()) return check.status().message();
+    if (*check) {
+      inst.healthy = true;
+      *became_healthy = true;
+    }
+    return "";
+  }
+  if (auto st = c_.runtime_.Poll(inst.state_dir());
+      !st.ok() || st->state != runtime::HostState::kRunning) {
+    return DescribeHostEnd(st);
+  }
+  if (!ping_now) return "";
+  http::ClientRequest ping_request;
+  ping_request.target = "/ping";
+  auto ping = inst.pool->Send(ping_request, c_.options_.ping_timeout);
+  if (ping.ok() && ping->status == 200) {
+    inst.ping_failures = 0;
+    return "";
+  }
+  if (++inst.ping_failures < kLivePingFailures) return "";
+  return "it did not answer GET /ping with 200 in " + std::to_string(kLivePingFailures) +
+         " consecutive checks (" +
+         (ping.ok() ? "last answer HTTP " + std::to_string(ping->status)
+                    : "last attempt: " + ping.status().message()) +
+         ")";
+}
+
 void EndpointController::Runner::Serve() {
   auto next_ping = std::chrono::steady_clock::now() + kLivePingInterval;
   while (!ShuttingDown() && !DeleteRequested()) {
+    if (run_.update_requested.exchange(false) && !updating_) {
+      if (auto loaded = c_.store_.Get(kKind, name_); loaded.ok()) {
+        record_ = std::move(loaded).value();
+        if (record_.status == "Deleting") break;
+        if (Pending() != nullptr) StartUpdate();
+      }
+    }
     const auto now = std::chrono::steady_clock::now();
     const bool ping_now = now >= next_ping;
     if (ping_now) next_ping = now + kLivePingInterval;
     bool changed = false;
+    std::string rollback;  // not empty: the update fails
     for (std::size_t i = 0; i < instances_.size();) {
       Instance& inst = *instances_[i];
       IngestOutput(inst);
-      std::string why;  // not empty: the instance is replaced
-      if (!inst.healthy) {
-        // A replacement starting up.
-        auto check = StartupCheck(inst, inst.launched_at);
-        if (!check.ok()) {
-          Repair& repair = repairs_[inst.variant];
-          why = check.status().message() + " (next attempt in " +
-                std::to_string(repair.backoff.count() / 1000) + " s)";
-          repair.next_attempt = now + repair.backoff;
-          repair.backoff = std::min(repair.backoff * 2, kRepairBackoffMax);
-        } else if (*check) {
-          inst.healthy = true;
-          repairs_[inst.variant] = Repair{};
-          changed = true;
-          spdlog::info("endpoint {}: replacement instance {} of variant {} is healthy", name_,
-                       inst.id, inst.variant);
-          LogToInstance(inst, "Hearth: instance " + inst.id +
-                                  " answers GET /ping and takes traffic as a replacement");
+      if (inst.drain_deadline) {
+        if (DrainStep(inst)) {
+          Forget(i);
+        } else {
+          ++i;
         }
-      } else if (auto st = c_.runtime_.Poll(inst.state_dir());
-                 !st.ok() || st->state != runtime::HostState::kRunning) {
-        why = !st.ok() || st->state == runtime::HostState::kLost
-                  ? "its process ended without recording an exit status"
-              : st->signal != 0 ? "it was killed by signal " + std::to_string(st->signal)
-                                : "it exited with code " + std::to_string(st->exit_code);
-      } else if (ping_now) {
-        http::ClientRequest ping_request;
-        ping_request.target = "/ping";
-        auto ping = inst.pool->Send(ping_request, c_.options_.ping_timeout);
-        if (ping.ok() && ping->status == 200) {
-          inst.ping_failures = 0;
-        } else if (++inst.ping_failures >= kLivePingFailures) {
-          why = "it did not answer GET /ping with 200 in " + std::to_string(kLivePingFailures) +
-                " consecutive checks (" +
-                (ping.ok() ? "last answer HTTP " + std::to_string(ping->status)
-                           : "last attempt: " + ping.status().message()) +
-                ")";
+        continue;
+      }
+      bool became_healthy = false;
+      std::string why = CheckInstance(inst, ping_now, &became_healthy);
+      if (inst.generation == PendingGeneration()) {
+        if (!why.empty()) {
+          rollback = "The new instance " + inst.id + " of production variant " + inst.variant +
+                     " did not become healthy: " + why;
+          break;
         }
+        ++i;
+        continue;
+      }
+      if (became_healthy) {
+        repairs_[inst.variant] = Repair{};
+        changed = true;
+        spdlog::info("endpoint {}: replacement instance {} of variant {} is healthy", name_,
+                     inst.id, inst.variant);
+        LogToInstance(inst, "Hearth: instance " + inst.id +
+                                " answers GET /ping and takes traffic as a replacement");
       }
       if (why.empty()) {
         ++i;
         continue;
       }
+      if (!inst.healthy) {
+        // A replacement that did not start: retried after a growing delay.
+        Repair& repair = repairs_[inst.variant];
+        why += " (next attempt in " + std::to_string(repair.backoff.count() / 1000) + " s)";
+        repair.next_attempt = now + repair.backoff;
+        repair.backoff = std::min(repair.backoff * 2, kRepairBackoffMax);
+      }
       changed = changed || inst.healthy;
       Retire(i, why);
+    }
+    if (!rollback.empty()) {
+      RollBack(rollback);
+    } else if (updating_) {
+      bool all_up = true;
+      for (const auto& inst : instances_) {
+        all_up = all_up && (inst->generation != PendingGeneration() || inst->healthy);
+      }
+      if (all_up) SwitchToPending();
     }
     if (changed) {
       // The fleet without the dead instance stays published until its replacement is healthy.
@@ -597,10 +580,143 @@ void EndpointController::Runner::Serve() {
   }
 }
 
-void EndpointController::Runner::Retire(std::size_t index, const std::string& why) {
+void EndpointController::Runner::StartUpdate() {
+  const json pending = *Pending();  // a copy: recording the instances replaces record_
+  const int generation = pending.value("generation", 0);
+  spdlog::info("endpoint {}: deploying endpoint configuration {} next to the live fleet", name_,
+               pending.value("EndpointConfigName", ""));
+  // A directory left by an update that did not finish (before a restart) is not trusted.
+  std::error_code ec;
+  fs::remove_all(GenerationDir(generation), ec);
+  if (Status prepared = PrepareModels(pending["variants"], generation); !prepared.ok()) {
+    RollBack(prepared.message());
+    return;
+  }
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<Instance*> to_launch;
+  for (const json& variant : pending["variants"]) {
+    const std::string vname = variant.value("VariantName", "");
+    for (int i = 0; i < variant.value("InitialInstanceCount", 1); ++i) {
+      auto added = AddInstance(vname, generation);
+      if (!added.ok()) {
+        updating_ = true;  // RollBack forgets what was added
+        RollBack("InternalServerError: " + added.status().message());
+        return;
+      }
+      (*added)->launched_at = now;
+      to_launch.push_back(*added);
+    }
+  }
+  updating_ = true;
+  // Recorded before launching, as Deploy does.
+  if (Status saved = SaveInstances(); !saved.ok()) {
+    RollBack("InternalServerError: cannot record the endpoint's instances: " + saved.message());
+    return;
+  }
+  for (Instance* inst : to_launch) {
+    Status launched = LaunchInstance(*inst, *VariantSpec(*inst));
+    if (!launched.ok()) {
+      RollBack("InternalServerError: could not start instance " + inst->id +
+               " of production variant " + inst->variant + ": " + launched.message());
+      return;
+    }
+    LogToInstance(*inst, "Hearth: instance " + inst->id + " of production variant " +
+                             inst->variant + " launched for endpoint configuration " +
+                             pending.value("EndpointConfigName", ""));
+  }
+}
+
+void EndpointController::Runner::SwitchToPending() {
+  const json pending = *Pending();
+  const int generation = pending.value("generation", 0);
+  const int old_generation = LiveGeneration();
+  std::map<std::string, int> counts;
+  for (const auto& inst : instances_) {
+    if (inst->generation == generation) ++counts[inst->variant];
+  }
+  Status recorded = Transition("InService", "Endpoint updated", [&](metadata::Resource& r) {
+    r.internal["variants"] = pending["variants"];
+    r.internal["generation"] = generation;
+    r.internal.erase("pending");
+    r.doc["EndpointConfigName"] = pending.value("EndpointConfigName", "");
+    json variants = pending["doc_variants"];
+    for (json& v : variants) {
+      v["CurrentInstanceCount"] = counts[v.value("VariantName", "")];
+      v["CurrentWeight"] = v.value("DesiredWeight", 1.0);
+      v.erase("VariantStatus");
+    }
+    r.doc["ProductionVariants"] = variants;
+    r.doc.erase("PendingDeploymentSummary");
+    r.doc.erase("FailureReason");
+  });
+  if (!recorded.ok()) {
+    // Deleting meanwhile: Serve ends and the teardown stops every instance. Another error:
+    // the update stays pending and is retried as a whole after a restart.
+    if (recorded.code() != StatusCode::kFailedPrecondition) {
+      spdlog::error("endpoint {}: cannot record the update: {}", name_, recorded.ToString());
+    }
+    return;
+  }
+  updating_ = false;
+  repairs_.clear();
+  // Traffic moves to the new fleet at once; requests already sent finish on the old one.
+  PublishFleet();
+  const auto deadline = std::chrono::steady_clock::now() + c_.options_.drain_timeout;
+  for (auto& inst : instances_) {
+    if (inst->generation == old_generation) inst->drain_deadline = deadline;
+  }
+  spdlog::info("endpoint {}: in service with endpoint configuration {}; draining the old fleet",
+               name_, pending.value("EndpointConfigName", ""));
+}
+
+void EndpointController::Runner::RollBack(const std::string& reason) {
+  const int generation = PendingGeneration();
+  spdlog::warn("endpoint {}: update failed, the live fleet stays: {}", name_, reason);
+  for (std::size_t i = 0; i < instances_.size();) {
+    if (instances_[i]->generation != generation) {
+      ++i;
+      continue;
+    }
+    Forget(i, "Hearth: the update failed: " + reason);
+  }
+  updating_ = false;
+  std::string r = reason.substr(0, kFailureReasonLimit);
+  Status recorded = Transition("InService", "Update failed", [&](metadata::Resource& rec) {
+    rec.internal.erase("pending");
+    rec.doc.erase("PendingDeploymentSummary");
+    rec.doc["FailureReason"] = r;
+  });
+  if (!recorded.ok() && recorded.code() != StatusCode::kFailedPrecondition) {
+    spdlog::error("endpoint {}: cannot record the failed update: {}", name_, recorded.ToString());
+  }
+  std::error_code ec;
+  if (generation > 0) fs::remove_all(GenerationDir(generation), ec);
+}
+
+bool EndpointController::Runner::DrainStep(Instance& inst) {
+  const auto now = std::chrono::steady_clock::now();
+  if (!inst.terminated_at) {
+    const std::string router_id = name_ + "/" + inst.variant + "/" + inst.id;
+    if (c_.router_.InFlight(router_id) > 0 && now < *inst.drain_deadline) return false;
+    c_.runtime_.Signal(inst.state_dir(), SIGTERM).IgnoreError();
+    inst.terminated_at = now;
+    return false;
+  }
+  auto st = c_.runtime_.Poll(inst.state_dir());
+  if (!st.ok() || st->state != runtime::HostState::kRunning) {
+    DrainOutput(inst);
+    LogToInstance(inst, "Hearth: instance " + inst.id + " of production variant " +
+                            inst.variant + " stopped after the endpoint was updated");
+    return true;
+  }
+  if (now - *inst.terminated_at >= c_.options_.stop_grace) {
+    c_.runtime_.Signal(inst.state_dir(), SIGKILL).IgnoreError();
+  }
+  return false;
+}
+
+void EndpointController::Runner::Forget(std::size_t index, const std::string& log_line) {
   Instance& inst = *instances_[index];
-  spdlog::warn("endpoint {}: replacing instance {} of variant {}: {}", name_, inst.id,
-               inst.variant, why);
   c_.runtime_.Signal(inst.state_dir(), SIGKILL).IgnoreError();
   const auto killed_at = std::chrono::steady_clock::now();
   for (;;) {
@@ -610,17 +726,42 @@ void EndpointController::Runner::Retire(std::size_t index, const std::string& wh
     std::this_thread::sleep_for(c_.options_.poll_interval);
   }
   DrainOutput(inst);
-  LogToInstance(inst, "Hearth: instance " + inst.id + " of production variant " + inst.variant +
-                          " is replaced: " + why);
+  if (!log_line.empty()) LogToInstance(inst, log_line);
   ports_.erase(inst.port);
   const fs::path dir = inst.dir;
+  const int generation = inst.generation;
   instances_.erase(instances_.begin() + static_cast<std::ptrdiff_t>(index));
   if (Status saved = SaveInstances(); !saved.ok()) {
-    // Recover() then finds the instance recorded and gone, and replaces it.
+    // Recover() then finds the instance recorded and gone, and replaces or drops it.
     spdlog::error("endpoint {}: cannot record its instances: {}", name_, saved.ToString());
   }
   std::error_code ec;
   fs::remove_all(dir, ec);
+  // The last instance of a retired generation takes its models along.
+  bool any_left = false;
+  for (const auto& other : instances_) any_left = any_left || other->generation == generation;
+  if (!any_left && generation != LiveGeneration() && generation != PendingGeneration()) {
+    if (generation > 0) {
+      fs::remove_all(GenerationDir(generation), ec);
+    } else {
+      // Generation 0 keeps its variants at the top, beside the "gen.<n>" directories.
+      std::vector<fs::path> variant_dirs;
+      for (const auto& entry : fs::directory_iterator(EndpointDir(), ec)) {
+        if (entry.path().filename().string().find('.') == std::string::npos) {
+          variant_dirs.push_back(entry.path());
+        }
+      }
+      for (const auto& d : variant_dirs) fs::remove_all(d, ec);
+    }
+  }
+}
+
+void EndpointController::Runner::Retire(std::size_t index, const std::string& why) {
+  const Instance& inst = *instances_[index];
+  spdlog::warn("endpoint {}: replacing instance {} of variant {}: {}", name_, inst.id,
+               inst.variant, why);
+  Forget(index, "Hearth: instance " + inst.id + " of production variant " + inst.variant +
+                    " is replaced: " + why);
 }
 
 void EndpointController::Runner::LaunchReplacements() {
@@ -630,13 +771,15 @@ void EndpointController::Runner::LaunchReplacements() {
   for (const json& variant : variants) {
     const std::string vname = variant.value("VariantName", "");
     int have = 0;
-    for (const auto& inst : instances_) have += inst->variant == vname ? 1 : 0;
+    for (const auto& inst : instances_) {
+      have += inst->generation == LiveGeneration() && inst->variant == vname ? 1 : 0;
+    }
     if (have >= variant.value("InitialInstanceCount", 1)) continue;
     Repair& repair = repairs_[vname];
     if (now < repair.next_attempt) continue;
     // The deploy path: recorded before it is launched, so Recover() after a crash in between
     // finds it (and adopts or replaces it).
-    auto added = AddInstance(vname);
+    auto added = AddInstance(vname, LiveGeneration());
     Status launched = added.status();
     if (added.ok()) {
       (*added)->launched_at = now;
@@ -670,11 +813,16 @@ void EndpointController::Runner::RecordInstanceCounts() {
   auto updated = MutateResource(
       c_.store_, kKind, name_,
       [&](metadata::Resource& r) -> Result<std::optional<metadata::Transition>> {
-        if (r.status != "InService") return FailedPrecondition("the endpoint is not InService");
+        if (r.status != "InService" && r.status != "Updating") {
+          return FailedPrecondition("the endpoint is not serving");
+        }
         for (json& v : r.doc["ProductionVariants"]) {
           int count = 0;
           for (const auto& inst : instances_) {
-            count += inst->variant == v.value("VariantName", "") && inst->healthy ? 1 : 0;
+            count += inst->generation == LiveGeneration() &&
+                             inst->variant == v.value("VariantName", "") && inst->healthy
+                         ? 1
+                         : 0;
           }
           v["CurrentInstanceCount"] = count;
         }
@@ -767,6 +915,7 @@ void EndpointController::Runner::Execute() {
   for (const json& i : record_.internal.value("instances", json::array())) {
     auto inst = std::make_unique<Instance>();
     inst->variant = i.value("variant", "");
+    inst->generation = i.value("generation", 0);
     inst->id = i.value("id", "");
     inst->port = i.value("port", std::uint16_t{0});
     inst->dir = i.value("dir", "");
@@ -788,15 +937,21 @@ void EndpointController::Runner::Execute() {
   if (outcome == Outcome::kServing) {
     // Published first: a client that sees InService can invoke.
     PublishFleet();
-    Status recorded = Transition("InService", "Endpoint is in service", [&](metadata::Resource& r) {
-      for (json& v : r.doc["ProductionVariants"]) {
-        int count = 0;
-        for (const auto& inst : instances_) count += inst->variant == v.value("VariantName", "");
-        v["CurrentInstanceCount"] = count;
-        v["CurrentWeight"] = v.value("DesiredWeight", 1.0);
-        v.erase("VariantStatus");
-      }
-    });
+    // An update recorded before a restart starts over next to the live fleet.
+    const bool updating = record_.status == "Updating";
+    if (updating) run_.update_requested = true;
+    Status recorded = Status::Ok();
+    if (!updating) {
+      recorded = Transition("InService", "Endpoint is in service", [&](metadata::Resource& r) {
+        for (json& v : r.doc["ProductionVariants"]) {
+          int count = 0;
+          for (const auto& inst : instances_) count += inst->variant == v.value("VariantName", "");
+          v["CurrentInstanceCount"] = count;
+          v["CurrentWeight"] = v.value("DesiredWeight", 1.0);
+          v.erase("VariantStatus");
+        }
+      });
+    }
     if (recorded.ok()) {
       Serve();
       if (ShuttingDown()) return;
@@ -824,48 +979,15 @@ EndpointController::EndpointController(EndpointOptions options, metadata::Metada
       images_(images),
       router_(router) {}
 
-EndpointController::~EndpointController() {
-  shutting_down_ = true;
-  std::map<std::string, std::shared_ptr<Run>> runs;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    runs.swap(runs_);
-  }
-  for (auto& [name, run] : runs) {
-    if (run->thread.joinable()) run->thread.join();
-  }
-}
+EndpointController::~EndpointController() { monitors_.Shutdown(); }
 
 void EndpointController::StartRunner(const std::string& name) {
-  auto run = std::make_shared<Run>();
-  std::lock_guard<std::mutex> lock(mu_);
-  // The destructor sets the flag before it takes the runs: a run added later would not be
-  // joined.
-  if (shutting_down_) return;
-  auto& slot = runs_[name];
-  if (slot && slot->thread.joinable()) slot->thread.detach();  // a finished earlier run
-  slot = run;
-  run->thread = std::thread([this, name, run] {
-    Runner runner(*this, name, *run);
-    try {
-      runner.Execute();
-    } catch (const std::exception& e) {
-      // A bug, not an expected failure: keep the server up and leave it for Recover().
-      spdlog::error("endpoint {}: monitor failed: {}", name, e.what());
-    }
-    bool again = false;
-    {
-      std::lock_guard<std::mutex> done(mu_);
-      auto it = runs_.find(name);
-      if (it != runs_.end() && it->second == run) {
-        run->thread.detach();
-        runs_.erase(it);
-        // A delete that landed as this run was ending (just after it recorded Failed, say)
-        // found it still registered and left the work to it: finish it in a new run.
-        again = run->delete_requested && !runner.torn_down() && !shutting_down_;
-      }
-    }
-    if (again) StartRunner(name);
+  monitors_.Start(name, [this, name](MonitorThreads::Run& run) {
+    Runner runner(*this, name, run);
+    runner.Execute();
+    // A delete that landed as this run was ending (just after it recorded Failed, say) found
+    // it still registered and left the work to it: then the monitor runs again to finish it.
+    return runner.torn_down() || !run.end_requested;
   });
 }
 
@@ -875,22 +997,16 @@ Result<metadata::Resource> EndpointController::Find(const std::string& name) {
   return FindResourceIgnoringCase(store_, kKind, name, missing);
 }
 
-Result<json> EndpointController::Create(const json& request) {
-  const std::string name = request.value("EndpointName", "");
-  const std::string config_name = request.value("EndpointConfigName", "");
-  const std::string arn = SageMakerArn(options_.account, "endpoint", name);
+Result<EndpointController::Plan> EndpointController::PlanDeployment(
+    const std::string& config_name, std::int64_t now) {
   ASSIGN_OR_RETURN(
       metadata::Resource config,
       FindResourceIgnoringCase(
           store_, kConfigKind, config_name,
           Validation("Could not find endpoint configuration \"" +
                      SageMakerArn(options_.account, "endpoint-config", config_name) + "\".")));
-  if (request.contains("DeploymentConfig")) {
-    return Validation("DeploymentConfig is not supported by Hearth's CreateEndpoint yet.");
-  }
-  const std::int64_t now = NowMillis();
-  json variants = json::array();      // what the monitor thread deploys
-  json doc_variants = json::array();  // what DescribeEndpoint shows
+  Plan plan;
+  plan.config_name = config.name;
   for (const json& pv : config.doc.value("ProductionVariants", json::array())) {
     const std::string vname = pv.value("VariantName", "");
     const std::string model_name = pv.value("ModelName", "");
@@ -928,10 +1044,10 @@ Result<json> EndpointController::Create(const json& request) {
       v["ContainerStartupHealthCheckTimeoutInSeconds"] =
           pv["ContainerStartupHealthCheckTimeoutInSeconds"];
     }
-    variants.push_back(std::move(v));
+    plan.variants.push_back(std::move(v));
     const std::string resolved =
         image.builtin ? "hearth/" + image.algorithm : "file://" + image.program_dir.string();
-    doc_variants.push_back(
+    plan.doc_variants.push_back(
         {{"VariantName", vname},
          {"DeployedImages",
           json::array({{{"SpecifiedImage", image_name},
@@ -943,10 +1059,21 @@ Result<json> EndpointController::Create(const json& request) {
          {"DesiredInstanceCount", count},
          {"VariantStatus", VariantStatus("Creating", now)}});
   }
-  if (variants.empty()) {
+  if (plan.variants.empty()) {
     return Validation("Endpoint configuration \"" + config.name +
                       "\" has no ProductionVariants to deploy.");
   }
+  return plan;
+}
+
+Result<json> EndpointController::Create(const json& request) {
+  const std::string name = request.value("EndpointName", "");
+  const std::string arn = SageMakerArn(options_.account, "endpoint", name);
+  if (request.contains("DeploymentConfig")) {
+    return Validation("DeploymentConfig is not supported by Hearth's CreateEndpoint yet.");
+  }
+  const std::int64_t now = NowMillis();
+  ASSIGN_OR_RETURN(Plan plan, PlanDeployment(request.value("EndpointConfigName", ""), now));
 
   metadata::Resource r;
   r.kind = std::string(kKind);
@@ -956,12 +1083,12 @@ Result<json> EndpointController::Create(const json& request) {
   r.created_millis = r.modified_millis = now;
   r.doc = {{"EndpointName", name},
            {"EndpointArn", arn},
-           {"EndpointConfigName", config.name},
-           {"ProductionVariants", doc_variants},
+           {"EndpointConfigName", plan.config_name},
+           {"ProductionVariants", plan.doc_variants},
            {"EndpointStatus", "Creating"},
            {"CreationTime", ToEpochSeconds(now)},
            {"LastModifiedTime", ToEpochSeconds(now)}};
-  r.internal = {{"variants", variants}, {"instances", json::array()}};
+  r.internal = {{"variants", plan.variants}, {"instances", json::array()}};
   const Status duplicate = Validation("Cannot create already existing endpoint \"" + arn + "\".");
   {
     std::lock_guard<std::mutex> lock(create_mu_);
@@ -1024,6 +1151,78 @@ Result<json> EndpointController::List(const json& request) {
   return result;
 }
 
+Result<json> EndpointController::Update(const json& request) {
+  ASSIGN_OR_RETURN(metadata::Resource found, Find(request.value("EndpointName", "")));
+  if (request.contains("DeploymentConfig")) {
+    return Validation(
+        "DeploymentConfig is not supported by Hearth's UpdateEndpoint yet: an update deploys the "
+        "new fleet next to the old one and moves all traffic at once when it is healthy.");
+  }
+  const std::int64_t now = NowMillis();
+  ASSIGN_OR_RETURN(Plan plan, PlanDeployment(request.value("EndpointConfigName", ""), now));
+  // RetainAllVariantProperties keeps the live variants' weights and instance counts (by
+  // variant name), except the properties listed in ExcludeRetainedVariantProperties.
+  std::set<std::string> excluded;
+  for (const json& p : request.value("ExcludeRetainedVariantProperties", json::array())) {
+    excluded.insert(p.value("VariantPropertyType", ""));
+  }
+  const bool retain = request.value("RetainAllVariantProperties", false);
+  const std::string arn = SageMakerArn(options_.account, "endpoint", found.name);
+  auto updated = MutateResource(
+      store_, kKind, found.name,
+      [&](metadata::Resource& r) -> Result<std::optional<metadata::Transition>> {
+        if (r.status == "Failed") {
+          return Validation("Cannot update endpoint \"" + arn +
+                            "\" because it is in status Failed; delete it and create it again.");
+        }
+        if (r.status != "InService") {
+          return Validation("Cannot update in-progress endpoint \"" + arn + "\".");
+        }
+        json variants = plan.variants;
+        json doc_variants = plan.doc_variants;
+        if (retain) {
+          for (std::size_t i = 0; i < variants.size(); ++i) {
+            for (const json& live : r.doc["ProductionVariants"]) {
+              if (live.value("VariantName", "") != variants[i].value("VariantName", "")) continue;
+              if (!excluded.contains("DesiredWeight")) {
+                const double weight = live.value("DesiredWeight", 1.0);
+                variants[i]["InitialVariantWeight"] = weight;
+                doc_variants[i]["DesiredWeight"] = doc_variants[i]["CurrentWeight"] = weight;
+              }
+              if (!excluded.contains("DesiredInstanceCount")) {
+                const int count = live.value("DesiredInstanceCount", 1);
+                variants[i]["InitialInstanceCount"] = count;
+                doc_variants[i]["DesiredInstanceCount"] = count;
+              }
+            }
+          }
+        }
+        r.status = "Updating";
+        r.modified_millis = now;
+        r.doc["EndpointStatus"] = "Updating";
+        r.doc["LastModifiedTime"] = ToEpochSeconds(now);
+        r.doc.erase("FailureReason");
+        r.doc["PendingDeploymentSummary"] = {{"EndpointConfigName", plan.config_name},
+                                             {"ProductionVariants", doc_variants},
+                                             {"StartTime", ToEpochSeconds(now)}};
+        r.internal["pending"] = {{"generation", r.internal.value("generation", 0) + 1},
+                                 {"EndpointConfigName", plan.config_name},
+                                 {"variants", variants},
+                                 {"doc_variants", doc_variants}};
+        return std::optional<metadata::Transition>(
+            metadata::Transition{"Updating", "", now, "UpdateEndpoint " + plan.config_name});
+      });
+  if (!updated.ok()) {
+    if (updated.status().code() == StatusCode::kNotFound) {
+      return Validation("Could not find endpoint \"" + arn + "\".");
+    }
+    return updated.status();
+  }
+  // An InService endpoint has a monitor thread, unless the server is starting or stopping.
+  if (!monitors_.RequestUpdate(found.name)) StartRunner(found.name);
+  return json{{"EndpointArn", arn}};
+}
+
 Result<json> EndpointController::Delete(const json& request) {
   ASSIGN_OR_RETURN(metadata::Resource found, Find(request.value("EndpointName", "")));
   auto updated = MutateResource(
@@ -1049,29 +1248,20 @@ Result<json> EndpointController::Delete(const json& request) {
   // Traffic stops as soon as the delete is acknowledged; the monitor thread removes the fleet
   // again after its last publish, so a deploy finishing meanwhile cannot bring it back.
   router_.Remove(found.name);
-  bool running = false;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = runs_.find(found.name);
-    if (it != runs_.end()) {
-      it->second->delete_requested = true;
-      running = true;
-    }
-  }
   // A Failed endpoint has no monitor thread: one starts to finish the deletion.
-  if (!running) StartRunner(found.name);
+  if (!monitors_.RequestEnd(found.name)) StartRunner(found.name);
   return json::object();
 }
 
-std::size_t EndpointController::MonitoredEndpoints() {
-  std::lock_guard<std::mutex> lock(mu_);
-  return runs_.size();
-}
+std::size_t EndpointController::MonitoredEndpoints() { return monitors_.size(); }
 
 Status EndpointController::Recover() {
   ASSIGN_OR_RETURN(std::vector<metadata::Resource> all, store_.List(kKind));
   for (const auto& r : all) {
-    if (r.status != "Creating" && r.status != "InService" && r.status != "Deleting") continue;
+    if (r.status != "Creating" && r.status != "InService" && r.status != "Updating" &&
+        r.status != "Deleting") {
+      continue;
+    }
     spdlog::info("resuming endpoint {} ({})", r.name, r.status);
     StartRunner(r.name);
   }

@@ -1,26 +1,24 @@
 // EndpointController: SageMaker real-time endpoints — CreateEndpoint, DescribeEndpoint,
-// ListEndpoints, DeleteEndpoint — and the reconciler that runs their instances.
+// ListEndpoints, UpdateEndpoint, DeleteEndpoint — and the reconciler that runs their instances.
 //
 // State machine (EndpointStatus), enforced only in this controller:
 //
-//   Creating ──► InService ──► Deleting ──► (record removed)
-//      │  ▲          │            ▲
-//      │  └──────────┘            │
-//      │  (after a restart an InService endpoint re-adopts or relaunches its instances and
-//      │   stays InService; if they cannot turn healthy it fails)
-//      ▼                          │
-//    Failed ──────────────────────┘   (FailureReason; only DeleteEndpoint is accepted)
+//   Creating ──► InService ◄──► Updating        (every state) ──► Deleting ──► (record removed)
+//      │  ▲          │
+//      │  └──────────┘  (after a restart an InService endpoint re-adopts or relaunches its
+//      │                 instances and stays InService; if they cannot turn healthy it fails)
+//      ▼
+//    Failed   (FailureReason; only DeleteEndpoint is accepted)
 //
-// Creating/InService → Deleting is DeleteEndpoint, from any state; Deleting is sticky: no
-// progress recorded by the monitor thread undoes it. Every transition is one MetadataStore
-// transaction with a history row.
+// Deleting is sticky: no progress recorded by the monitor thread undoes it. Every transition
+// is one MetadataStore transaction with a history row.
 //
 // Who drives what: the API thread validates and records the endpoint (Create) with a snapshot
 // of its config and models (deploying reads them once, as SageMaker does: deleting the config
-// afterwards changes nothing), or records Deleting (Delete). One monitor thread per live
-// endpoint does the rest:
+// afterwards changes nothing), records an update (Update) or records Deleting (Delete). One
+// monitor thread per live endpoint does the rest:
 //   deploy   per variant: resolve the model's image; fetch ModelDataUrl and unpack it once
-//            (runtime/model_archive.h) into <endpoints_dir>/<endpoint>-<created>/<variant>/
+//            (control/model_host.h) into <endpoints_dir>/<endpoint>-<created>/<variant>/
 //            model; per instance, an ml dir whose model/ is that directory (read-only bind in
 //            the sandbox; SM_MODEL_DIR names it without one), a free loopback port in
 //            SAGEMAKER_BIND_TO_PORT, the container's Environment, argv `serve` (a BYO image's
@@ -41,18 +39,31 @@
 //            CurrentInstanceCount counts the healthy instances (DesiredInstanceCount does not
 //            change). A replacement that does not turn healthy is retried with a growing delay.
 //            Each replacement is logged to the instances' streams.
+//   update   blue/green, all at once: the new configuration is deployed as a new generation
+//            (models under "gen.<n>/" in the endpoint's directory) next to the live fleet,
+//            which keeps serving (and being repaired). Once every new instance answers /ping,
+//            the router switches to the new fleet in one step and InService is recorded with
+//            the new EndpointConfigName; each old instance gets SIGTERM once no request is in
+//            flight on it (or after drain_timeout), SIGKILL after stop_grace. A new instance
+//            that fails to start rolls the update back: the new instances are killed and the
+//            endpoint returns to InService on the old fleet with a FailureReason, as
+//            SageMaker's rollback does. While Updating, DescribeEndpoint shows the new
+//            configuration under PendingDeploymentSummary.
 //   delete   the fleet leaves the router, instances get SIGTERM, SIGKILL after stop_grace;
 //            then the directory and the record are removed.
-// The instances (variant, id, port, directory) are recorded in the record's `internal`
-// document before they are launched, so Recover() after a crash finds them: an instance whose
-// supervisor is alive is re-adopted (and must still answer /ping), one that is gone is
-// replaced by a new instance; Creating continues deploying, Deleting finishes.
+// The instances (variant, generation, id, port, directory) are recorded in the record's
+// `internal` document before they are launched, so Recover() after a crash finds them: a live
+// instance whose supervisor is alive is re-adopted (and must still answer /ping), one that is
+// gone is replaced by a new instance; instances of another generation are stopped (an
+// interrupted update starts over); Creating continues deploying, Deleting finishes.
 //
 // Names are compared without case (models.h). Errors are SageMaker's, which boto3 waiters and
 // the sagemaker SDK match on:
 //   duplicate name  -> ValidationException `Cannot create already existing endpoint "<arn>".`
 //   missing         -> ValidationException `Could not find endpoint "<arn>".`
 //   missing config  -> ValidationException `Could not find endpoint configuration "<arn>".`
+//   update while Creating/Updating/Deleting
+//                   -> ValidationException `Cannot update in-progress endpoint "<arn>".`
 //
 // Thread safety: thread safe.
 #pragma once
@@ -71,6 +82,7 @@
 #include "common/ids.h"
 #include "common/status.h"
 #include "control/image_registry.h"
+#include "control/monitor_threads.h"
 #include "metadata/log_store.h"
 #include "metadata/metadata_store.h"
 #include "runtime/host_process.h"
@@ -89,6 +101,9 @@ struct EndpointOptions {
   // When a variant does not set ContainerStartupHealthCheckTimeoutInSeconds.
   std::chrono::milliseconds health_check_timeout{600000};
   std::chrono::milliseconds ping_timeout{2000};  // one GET /ping, as SageMaker's 2 s
+  // After an update, how long the old fleet may take to finish the requests it has before it
+  // is stopped regardless (InvokeEndpoint's own limit is 60 s).
+  std::chrono::milliseconds drain_timeout{60000};
 };
 
 class EndpointController {
@@ -107,6 +122,7 @@ class EndpointController {
   Result<nlohmann::json> Create(const nlohmann::json& request);
   Result<nlohmann::json> Describe(const nlohmann::json& request);
   Result<nlohmann::json> List(const nlohmann::json& request);
+  Result<nlohmann::json> Update(const nlohmann::json& request);
   Result<nlohmann::json> Delete(const nlohmann::json& request);
 
   // Resumes every endpoint that is Creating, InService or Deleting. Call once at start-up.
@@ -119,8 +135,17 @@ class EndpointController {
   static constexpr std::string_view kLogGroupPrefix = "/aws/sagemaker/Endpoints/";
 
  private:
-  struct Run;
   class Runner;
+  // What deploying an endpoint configuration means: per variant, what the monitor thread
+  // deploys (`variants`) and what DescribeEndpoint shows (`doc_variants`).
+  struct Plan {
+    std::string config_name;  // as stored
+    nlohmann::json variants = nlohmann::json::array();
+    nlohmann::json doc_variants = nlohmann::json::array();
+  };
+  // Reads the configuration and its models once (as SageMaker does: deleting them later
+  // changes nothing deployed); ValidationException for what cannot be deployed.
+  Result<Plan> PlanDeployment(const std::string& config_name, std::int64_t now);
 
   void StartRunner(const std::string& name);
   Result<metadata::Resource> Find(const std::string& name);
@@ -134,9 +159,7 @@ class EndpointController {
   serving::EndpointRouter& router_;
 
   std::mutex create_mu_;  // serializes the case-insensitive duplicate check with the create
-  std::mutex mu_;
-  std::map<std::string, std::shared_ptr<Run>> runs_;  // GUARDED_BY(mu_)
-  std::atomic<bool> shutting_down_{false};
+  MonitorThreads monitors_{"endpoint"};
 };
 
 }  // namespace hearth::control

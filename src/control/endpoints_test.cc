@@ -3,11 +3,14 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -566,6 +569,183 @@ TEST_F(EndpointControllerTest, RecoverFinishesADeletion) {
 }
 
 // List reads records only: these are stored directly, no instance runs.
+// The endpoint's fleet answered by instances of `prefix`-tagged ids only: the router's ids are
+// "<endpoint>/<variant>/<instance id>".
+std::set<std::string> InstanceIds(const json& instances) {
+  std::set<std::string> ids;
+  for (const json& inst : instances) ids.insert(inst["id"].get<std::string>());
+  return ids;
+}
+
+std::string IdOf(const std::string& router_id) {
+  return router_id.substr(router_id.rfind('/') + 1);
+}
+
+TEST_F(EndpointControllerTest, UpdateIsRefusedUnlessInServiceAndNeedsAnExistingConfig) {
+  auto missing = controller_->Update({{"EndpointName", "ghost"}, {"EndpointConfigName", "x"}});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().message(),
+            std::string("Could not find endpoint \"") + kArnPrefix + "endpoint/ghost\".");
+
+  ModelAndConfig("starting", Image("starting", "exec sleep 600"));
+  ASSERT_TRUE(
+      controller_->Create({{"EndpointName", "starting"}, {"EndpointConfigName", "starting"}}).ok());
+  auto creating =
+      controller_->Update({{"EndpointName", "starting"}, {"EndpointConfigName", "starting"}});
+  ASSERT_FALSE(creating.ok());
+  EXPECT_EQ(creating.status().reason(), "ValidationException");
+  EXPECT_EQ(creating.status().message(), std::string("Cannot update in-progress endpoint \"") +
+                                             kArnPrefix + "endpoint/starting\".");
+  auto no_config =
+      controller_->Update({{"EndpointName", "starting"}, {"EndpointConfigName", "nope"}});
+  ASSERT_FALSE(no_config.ok());
+  EXPECT_EQ(no_config.status().message(),
+            std::string("Could not find endpoint configuration \"") + kArnPrefix +
+                "endpoint-config/nope\".");
+  EXPECT_EQ(Describe("starting")["EndpointStatus"], "Creating");
+}
+
+// Blue/green: the new fleet comes up next to the old one, which serves until the new one is
+// healthy; traffic then moves at once, the old instances drain and stop. A client invoking all
+// along sees no failure.
+TEST_F(EndpointControllerTest, UpdateMovesTrafficToTheNewFleetOnceHealthyWithoutFailures) {
+  ModelAndConfig("blue", Image("blue", kHealthyServe), /*count=*/2);
+  ASSERT_TRUE(controller_->Create({{"EndpointName", "bg"}, {"EndpointConfigName", "blue"}}).ok());
+  ASSERT_EQ(WaitSettled("bg")["EndpointStatus"], "InService");
+  const std::set<std::string> blue_ids = InstanceIds(Internal("bg")["instances"]);
+  const std::string blue_dir = Internal("bg")["instances"][0]["dir"];
+  // The green model's server takes a while to start, so that the update is seen Updating.
+  ModelAndConfig("green", Image("green", "sleep 1\n" + std::string(kHealthyServe)));
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> calls{0}, failures{0};
+  std::string first_failure;
+  std::thread client([&] {
+    while (!stop) {
+      auto r = Invoke("bg");
+      ++calls;
+      if (!r.ok() || r->response.status != 200) {
+        if (failures++ == 0) first_failure = r.ok() ? r->response.body : r.status().ToString();
+      }
+    }
+  });
+
+  auto updated = controller_->Update({{"EndpointName", "bg"}, {"EndpointConfigName", "green"}});
+  ASSERT_TRUE(updated.ok()) << updated.status().ToString();
+  EXPECT_EQ((*updated)["EndpointArn"], std::string(kArnPrefix) + "endpoint/bg");
+  json updating = Describe("bg");
+  EXPECT_EQ(updating["EndpointStatus"], "Updating");
+  EXPECT_EQ(updating["EndpointConfigName"], "blue");
+  EXPECT_EQ(updating["PendingDeploymentSummary"]["EndpointConfigName"], "green");
+  // While the green fleet starts, the blue one answers.
+  for (const std::string& id : Answering("bg", 4)) EXPECT_TRUE(blue_ids.contains(IdOf(id)));
+  // Another update waits for this one.
+  auto again = controller_->Update({{"EndpointName", "bg"}, {"EndpointConfigName", "green"}});
+  ASSERT_FALSE(again.ok());
+  EXPECT_NE(again.status().message().find("Cannot update in-progress endpoint"),
+            std::string::npos);
+
+  json doc;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        doc = Describe("bg");
+        return doc["EndpointStatus"] != "Updating";
+      },
+      milliseconds(30000)));
+  ASSERT_EQ(doc["EndpointStatus"], "InService") << doc.dump();
+  EXPECT_EQ(doc["EndpointConfigName"], "green");
+  EXPECT_FALSE(doc.contains("PendingDeploymentSummary"));
+  EXPECT_FALSE(doc.contains("FailureReason"));
+  EXPECT_EQ(doc["ProductionVariants"][0]["CurrentInstanceCount"], 1);
+  EXPECT_EQ(doc["ProductionVariants"][0]["DesiredInstanceCount"], 1);
+  // Traffic moved: only green instances answer from now on.
+  for (const std::string& id : Answering("bg", 6)) EXPECT_FALSE(blue_ids.contains(IdOf(id)));
+  // The blue instances drain and stop; their directories go.
+  ASSERT_TRUE(WaitFor([&] { return Internal("bg")["instances"].size() == 1; }));
+  EXPECT_FALSE(blue_ids.contains(Internal("bg")["instances"][0]["id"].get<std::string>()));
+  EXPECT_FALSE(fs::exists(blue_dir));
+  stop = true;
+  client.join();
+  EXPECT_EQ(failures.load(), 0) << "of " << calls.load() << " calls; first: " << first_failure;
+  EXPECT_GT(calls.load(), 10);
+  // Both fleets logged to the endpoint's group.
+  auto lines = LogMessages("bg");
+  EXPECT_TRUE(std::any_of(lines.begin(), lines.end(), [](const std::string& l) {
+    return l.find("stopped after the endpoint was updated") != std::string::npos;
+  }));
+}
+
+TEST_F(EndpointControllerTest, AnUpdateThatCannotStartRollsBackToTheLiveFleet) {
+  ModelAndConfig("stable", Image("stable", kHealthyServe));
+  ASSERT_TRUE(
+      controller_->Create({{"EndpointName", "rb"}, {"EndpointConfigName", "stable"}}).ok());
+  ASSERT_EQ(WaitSettled("rb")["EndpointStatus"], "InService");
+  const std::set<std::string> live_ids = InstanceIds(Internal("rb")["instances"]);
+  ModelAndConfig("broken", Image("broken", "echo 'cannot load weights' >&2\nexit 4"));
+
+  ASSERT_TRUE(
+      controller_->Update({{"EndpointName", "rb"}, {"EndpointConfigName", "broken"}}).ok());
+  json doc;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        doc = Describe("rb");
+        return doc["EndpointStatus"] != "Updating";
+      },
+      milliseconds(30000)));
+  ASSERT_EQ(doc["EndpointStatus"], "InService") << doc.dump();
+  EXPECT_EQ(doc["EndpointConfigName"], "stable");
+  EXPECT_FALSE(doc.contains("PendingDeploymentSummary"));
+  const std::string reason = doc.value("FailureReason", "");
+  EXPECT_NE(reason.find("did not become healthy"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("exited with code 4"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("cannot load weights"), std::string::npos) << reason;
+  // The live fleet never stopped serving, and the failed instance is gone.
+  for (const std::string& id : Answering("rb", 4)) EXPECT_TRUE(live_ids.contains(IdOf(id)));
+  EXPECT_EQ(InstanceIds(Internal("rb")["instances"]), live_ids);
+  EXPECT_FALSE(fs::exists(fs::path(Internal("rb")["instances"][0]["dir"].get<std::string>())
+                              .parent_path()
+                              .parent_path() /
+                          "gen.1"));
+  // A later update works.
+  ModelAndConfig("fixed", Image("fixed", kHealthyServe));
+  ASSERT_TRUE(controller_->Update({{"EndpointName", "rb"}, {"EndpointConfigName", "fixed"}}).ok());
+  ASSERT_TRUE(WaitFor([&] { return Describe("rb")["EndpointConfigName"] == "fixed"; },
+                      milliseconds(30000)));
+  EXPECT_FALSE(Describe("rb").contains("FailureReason"));
+}
+
+TEST_F(EndpointControllerTest, AnUpdateInterruptedByARestartStartsOverAndCompletes) {
+  ModelAndConfig("before", Image("before", kHealthyServe));
+  ASSERT_TRUE(
+      controller_->Create({{"EndpointName", "ur"}, {"EndpointConfigName", "before"}}).ok());
+  ASSERT_EQ(WaitSettled("ur")["EndpointStatus"], "InService");
+  const std::set<std::string> live_ids = InstanceIds(Internal("ur")["instances"]);
+  ModelAndConfig("after", Image("after", "sleep 1\n" + std::string(kHealthyServe)));
+  ASSERT_TRUE(controller_->Update({{"EndpointName", "ur"}, {"EndpointConfigName", "after"}}).ok());
+  // The server goes away while the new instance starts.
+  ASSERT_TRUE(WaitFor([&] { return Internal("ur")["instances"].size() == 2; }));
+  const std::set<std::string> interrupted = InstanceIds(Internal("ur")["instances"]);
+  controller_.reset();
+  router_ = std::make_unique<serving::EndpointRouter>();
+
+  controller_ = MakeController();
+  ASSERT_TRUE(controller_->Recover().ok());
+  // The live fleet serves again at once, and the update completes on a new instance.
+  ASSERT_TRUE(WaitFor([&] { return router_->Has("ur"); }));
+  json doc;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        doc = Describe("ur");
+        return doc["EndpointStatus"] == "InService";
+      },
+      milliseconds(30000)));
+  EXPECT_EQ(doc["EndpointConfigName"], "after");
+  ASSERT_TRUE(WaitFor([&] { return Internal("ur")["instances"].size() == 1; }));
+  const std::string id = Internal("ur")["instances"][0]["id"];
+  EXPECT_FALSE(interrupted.contains(id));
+  for (const std::string& answered : Answering("ur", 4)) EXPECT_EQ(IdOf(answered), id);
+}
+
 TEST_F(EndpointControllerTest, ListFiltersSortsAndPages) {
   const std::int64_t base = 1700000000000;
   const std::vector<std::pair<std::string, std::string>> rows = {

@@ -101,16 +101,10 @@ std::string ReadFailureFile(const fs::path& path) {
 
 }  // namespace
 
-// Shared between the API threads and a job's monitor thread.
-struct TrainingJobController::Run {
-  std::atomic<bool> stop_requested{false};
-  std::thread thread;
-};
-
 // Drives one job from its recorded phase to a terminal state. Lives on the monitor thread.
 class TrainingJobController::JobRunner {
  public:
-  JobRunner(TrainingJobController& c, std::string name, Run& run)
+  JobRunner(TrainingJobController& c, std::string name, MonitorThreads::Run& run)
       : c_(c), name_(std::move(name)), run_(run), job_dir_(c.options_.jobs_dir / name_) {}
 
   void Execute();
@@ -144,11 +138,11 @@ class TrainingJobController::JobRunner {
   Status SyncCheckpoints();
   void Fail(const std::string& reason);
   bool Stopping() const;
-  bool ShuttingDown() const { return c_.shutting_down_.load(); }
+  bool ShuttingDown() const { return c_.monitors_.shutting_down(); }
 
   TrainingJobController& c_;
   std::string name_;
-  Run& run_;
+  MonitorThreads::Run& run_;
   fs::path job_dir_;
   metadata::Resource record_;
   json request_;
@@ -165,7 +159,7 @@ class TrainingJobController::JobRunner {
 };
 
 bool TrainingJobController::JobRunner::Stopping() const {
-  return run_.stop_requested.load() || record_.status == "Stopping";
+  return run_.end_requested.load() || record_.status == "Stopping";
 }
 
 Status TrainingJobController::JobRunner::Transition(
@@ -681,44 +675,15 @@ TrainingJobController::TrainingJobController(TrainingJobOptions options,
       runtime_(runtime),
       images_(images) {}
 
-TrainingJobController::~TrainingJobController() {
-  shutting_down_ = true;
-  std::map<std::string, std::shared_ptr<Run>> runs;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    runs.swap(runs_);
-  }
-  for (auto& [name, run] : runs) {
-    if (run->thread.joinable()) run->thread.join();
-  }
-}
+TrainingJobController::~TrainingJobController() { monitors_.Shutdown(); }
 
 void TrainingJobController::StartRunner(const std::string& name) {
-  auto run = std::make_shared<Run>();
-  std::lock_guard<std::mutex> lock(mu_);
-  // The destructor sets the flag before it takes the runs: a run added later would not be
-  // joined (the job stays recorded and the next Recover() resumes it).
-  if (shutting_down_) return;
-  auto& slot = runs_[name];
-  if (slot && slot->thread.joinable()) slot->thread.detach();  // a finished earlier run
-  slot = run;
-  run->thread = std::thread([this, name, run] {
-    JobRunner runner(*this, name, *run);
-    try {
-      runner.Execute();
-    } catch (const std::exception& e) {
-      // A bug, not an expected failure: keep the server up and leave the job for Recover().
-      spdlog::error("training job {}: monitor failed: {}", name, e.what());
-    }
-    // Done (or left for the next Recover()): forget the run, so that a server that trains
-    // many jobs keeps no thread for each. Once the destructor has taken the runs, it joins
-    // this thread instead.
-    std::lock_guard<std::mutex> done(mu_);
-    auto it = runs_.find(name);
-    if (it != runs_.end() && it->second == run) {
-      run->thread.detach();
-      runs_.erase(it);
-    }
+  monitors_.Start(name, [this, name](MonitorThreads::Run& run) {
+    JobRunner runner(*this, name, run);
+    runner.Execute();
+    // A stop is recorded before it is requested, and the runner ends only in a terminal
+    // state or when shutting down (left for the next Recover()).
+    return true;
   });
 }
 
@@ -966,16 +931,11 @@ Result<json> TrainingJobController::Stop(const json& request) {
     }
     return updated.status();
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = runs_.find(name);
-  if (it != runs_.end()) it->second->stop_requested = true;
+  monitors_.RequestEnd(name);
   return json::object();
 }
 
-std::size_t TrainingJobController::MonitoredJobs() {
-  std::lock_guard<std::mutex> lock(mu_);
-  return runs_.size();
-}
+std::size_t TrainingJobController::MonitoredJobs() { return monitors_.size(); }
 
 Status TrainingJobController::Recover() {
   ASSIGN_OR_RETURN(std::vector<metadata::Resource> all, store_.List(kKind));

@@ -46,6 +46,7 @@
 #include "common/ids.h"
 #include "common/status.h"
 #include "control/image_registry.h"
+#include "control/monitor_threads.h"
 #include "metadata/log_store.h"
 #include "metadata/metadata_store.h"
 #include "runtime/host_process.h"
@@ -96,7 +97,6 @@ class TrainingJobController {
   static constexpr std::string_view kLogGroup = "/aws/sagemaker/TrainingJobs";
 
  private:
-  struct Run;
   class JobRunner;
 
   void StartRunner(const std::string& name);
@@ -109,9 +109,7 @@ class TrainingJobController {
   const ImageRegistry& images_;
 
   std::mutex create_mu_;  // serializes the instance-quota check with the record it admits
-  std::mutex mu_;
-  std::map<std::string, std::shared_ptr<Run>> runs_;  // GUARDED_BY(mu_)
-  std::atomic<bool> shutting_down_{false};
+  MonitorThreads monitors_{"training job"};
 };
 
 }  // namespace hearth::control

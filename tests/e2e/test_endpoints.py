@@ -2,7 +2,9 @@
 CreateModel / CreateEndpointConfig / CreateEndpoint on two instances, waited for with boto3's
 and the AWS CLI's waiters, described, invoked through `sagemaker-runtime`, and deleted; a
 bring-your-own `serve` that dies fails the endpoint with a reason; an endpoint survives a
-kill -9 of the server; an instance killed while InService is replaced without failing requests.
+kill -9 of the server; an instance killed while InService is replaced without failing requests;
+UpdateEndpoint moves steady traffic to a new fleet without a failed request, and rolls back an
+update whose fleet cannot start.
 
 Run by Debian's /usr/bin/python3 (numpy for the training data).
 """
@@ -304,6 +306,85 @@ def test_killed_instance_is_replaced_while_in_service(server, sm, logs, tmp_path
 
     sm.delete_endpoint(EndpointName="repaired")
     sm.get_waiter("endpoint_deleted").wait(EndpointName="repaired", WaiterConfig=FAST)
+
+
+# ECHO_SERVE that answers "green-<port>:..." and starts a second late, so that the update is
+# seen Updating while the old fleet serves.
+GREEN_SERVE = "sleep 1\n" + ECHO_SERVE.replace('b"%d:" % port', 'b"green-%d:" % port')
+
+
+def test_update_endpoint_blue_green_under_load(server, sm, tmp_path):
+    blue = byo_image(server, tmp_path, "blue-serve", ECHO_SERVE)
+    green = byo_image(server, tmp_path, "green-serve", GREEN_SERVE)
+    broken = byo_image(server, tmp_path, "broken-green", "echo 'bad weights' >&2\nexit 2\n")
+    deploy(sm, "bg", blue, count=2)
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="bg", WaiterConfig=FAST)
+    for name, image in (("bg-green", green), ("bg-broken", broken)):
+        sm.create_model(ModelName=name, ExecutionRoleArn=ROLE, PrimaryContainer={"Image": image})
+        sm.create_endpoint_config(
+            EndpointConfigName=name,
+            ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": name,
+                                 "InitialInstanceCount": 2, "InstanceType": "ml.m5.large"}])
+
+    # Steady load from 4 clients for the whole update: every request must succeed.
+    stop = threading.Event()
+    answers, failures = [], []
+
+    def invoke_loop():
+        client = server.client("sagemaker-runtime")
+        while not stop.is_set():
+            try:
+                answers.append(client.invoke_endpoint(EndpointName="bg", ContentType="text/plain",
+                                                      Body=b"xyz")["Body"].read())
+            except ClientError as e:
+                failures.append(e.response["Error"])
+
+    loops = [threading.Thread(target=invoke_loop) for _ in range(4)]
+    for loop in loops:
+        loop.start()
+    try:
+        wait_for(lambda: len(answers) >= 20, what="invocations before the update")
+        out = server.cli("sagemaker", "update-endpoint", "--endpoint-name", "bg",
+                         "--endpoint-config-name", "bg-green")
+        assert out["EndpointArn"] == f"{ARN_PREFIX}:endpoint/bg"
+        d = sm.describe_endpoint(EndpointName="bg")
+        assert d["EndpointStatus"] == "Updating"
+        assert d["EndpointConfigName"] == "bg"
+        assert d["PendingDeploymentSummary"]["EndpointConfigName"] == "bg-green"
+        with pytest.raises(ClientError) as e:
+            sm.update_endpoint(EndpointName="bg", EndpointConfigName="bg-green")
+        assert e.value.response["Error"]["Message"] == \
+            f'Cannot update in-progress endpoint "{ARN_PREFIX}:endpoint/bg".'
+        sm.get_waiter("endpoint_in_service").wait(EndpointName="bg", WaiterConfig=FAST)
+        switched = len(answers)
+        wait_for(lambda: len(answers) >= switched + 40, what="invocations after the update")
+    finally:
+        stop.set()
+        for loop in loops:
+            loop.join()
+    assert failures == [], failures[:3]
+    assert all(b.endswith(b":zyx") for b in answers)
+    assert not answers[0].startswith(b"green-")
+    # After the switch only the green fleet answers.
+    assert all(b.startswith(b"green-") for b in answers[switched + 8:])
+    d = sm.describe_endpoint(EndpointName="bg")
+    assert d["EndpointConfigName"] == "bg-green"
+    assert "PendingDeploymentSummary" not in d and "FailureReason" not in d
+    assert d["ProductionVariants"][0]["CurrentInstanceCount"] == 2
+
+    # An update whose fleet cannot start rolls back: InService on the green fleet, with a reason.
+    sm.update_endpoint(EndpointName="bg", EndpointConfigName="bg-broken")
+    d = wait_for(lambda: (lambda d: d if d["EndpointStatus"] != "Updating" else None)(
+        sm.describe_endpoint(EndpointName="bg")), what="the failed update to end")
+    assert d["EndpointStatus"] == "InService"
+    assert d["EndpointConfigName"] == "bg-green"
+    assert "exited with code 2" in d["FailureReason"] and "bad weights" in d["FailureReason"]
+    runtime = server.client("sagemaker-runtime")
+    assert runtime.invoke_endpoint(EndpointName="bg", ContentType="text/plain",
+                                   Body=b"abc")["Body"].read().startswith(b"green-")
+
+    sm.delete_endpoint(EndpointName="bg")
+    sm.get_waiter("endpoint_deleted").wait(EndpointName="bg", WaiterConfig=FAST)
 
 
 def _try_invoke(runtime, name, body):
