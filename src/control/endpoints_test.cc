@@ -515,6 +515,45 @@ TEST_F(EndpointControllerTest, AnInstanceKilledWhileInServiceIsReplaced) {
   })) << testing::PrintToString(lines);
 }
 
+TEST_F(EndpointControllerTest, AReplacementThatCannotStartIsRetriedWithAGrowingDelay) {
+  // Instances refuse to start while the model directory holds "refuse" (the test writes it
+  // there from outside: the directory is shared read-only by the variant's instances).
+  ModelAndConfig("retry", Image("retry", "if [ -e \"$SM_MODEL_DIR/refuse\" ]; then\n"
+                                         "  echo 'refusing to start'; exit 5\nfi\n" +
+                                             std::string(kHealthyServe)));
+  ASSERT_TRUE(controller_->Create({{"EndpointName", "retry"}, {"EndpointConfigName", "retry"}}).ok());
+  ASSERT_EQ(WaitSettled("retry")["EndpointStatus"], "InService");
+  const json first = Internal("retry")["instances"][0];
+  const fs::path instance_dir = first["dir"].get<std::string>();
+  const fs::path refuse = instance_dir.parent_path() / "model" / "refuse";
+  std::ofstream(refuse) << "";
+  ASSERT_TRUE(runtime_->Signal(instance_dir / "state", SIGKILL).ok());
+
+  // Two failed replacements, the second after the first one's delay, then one more delay.
+  auto has = [&](const std::string& text) {
+    auto lines = LogMessages("retry");
+    return std::any_of(lines.begin(), lines.end(), [&](const std::string& l) {
+      return l.find(text) != std::string::npos;
+    });
+  };
+  ASSERT_TRUE(WaitFor([&] { return has("exited with code 5") && has("next attempt in 2 s"); },
+                      milliseconds(30000)))
+      << testing::PrintToString(LogMessages("retry"));
+  EXPECT_TRUE(has("next attempt in 1 s"));
+  EXPECT_TRUE(has("refusing to start"));
+  json doc = Describe("retry");
+  EXPECT_EQ(doc["EndpointStatus"], "InService");
+  EXPECT_EQ(doc["ProductionVariants"][0]["CurrentInstanceCount"], 0);
+  EXPECT_FALSE(doc.contains("FailureReason"));
+
+  // Once the model can start again, the next attempt brings the variant back.
+  fs::remove(refuse);
+  ASSERT_TRUE(WaitFor(
+      [&] { return Describe("retry")["ProductionVariants"][0]["CurrentInstanceCount"] == 1; },
+      milliseconds(30000)));
+  EXPECT_EQ(Answering("retry", 2).size(), 1u);
+}
+
 TEST_F(EndpointControllerTest, AnInstanceThatStopsAnsweringPingIsKilledAndReplaced) {
   ModelAndConfig("hang", Image("hang", kHangingServe), /*count=*/2);
   ASSERT_TRUE(controller_->Create({{"EndpointName", "hang"}, {"EndpointConfigName", "hang"}}).ok());
