@@ -33,6 +33,7 @@ bench: build
 	HEARTH_BUILD_DIR=$(abspath $(BUILD_DIR)) env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
 		/usr/bin/python3 bench/algorithms.py
 	HEARTH_BUILD_DIR=$(abspath $(BUILD_DIR)) /usr/bin/python3 bench/invoke_latency.py
+	HEARTH_BUILD_DIR=$(abspath $(BUILD_DIR)) /usr/bin/python3 bench/batch_transform.py
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -18,6 +18,8 @@ packages=(
   bubblewrap
   # real clients for the end-to-end tests, and the Python the example scripts run on
   python3 python3-boto3 python3-pytest python3-sklearn python3-numpy python3-protobuf awscli
+  # what the Python SDK (python/) uses when present, and pip to install it
+  python3-pandas python3-matplotlib python3-pip
   # peers and data for bench/ (numpy on OpenBLAS, not the reference BLAS)
   python3-xgboost liblinear-tools libopenblas0-pthread dataset-fashion-mnist
   # HTTP load generator and the serving peers for bench/invoke_latency.py

@@ -4,7 +4,8 @@ namespace hearth::api {
 
 std::unique_ptr<JsonProtocolService> MakeSageMakerService(
     control::TrainingJobController& training, control::ModelController& models,
-    control::EndpointConfigController& endpoint_configs, control::EndpointController& endpoints) {
+    control::EndpointConfigController& endpoint_configs, control::EndpointController& endpoints,
+    control::TransformJobController& transforms) {
   using nlohmann::json;
   std::map<std::string, OperationHandler> ops = {
       {"CreateTrainingJob", [&](const json& in) { return training.Create(in); }},
@@ -24,6 +25,10 @@ std::unique_ptr<JsonProtocolService> MakeSageMakerService(
       {"ListEndpoints", [&](const json& in) { return endpoints.List(in); }},
       {"UpdateEndpoint", [&](const json& in) { return endpoints.Update(in); }},
       {"DeleteEndpoint", [&](const json& in) { return endpoints.Delete(in); }},
+      {"CreateTransformJob", [&](const json& in) { return transforms.Create(in); }},
+      {"DescribeTransformJob", [&](const json& in) { return transforms.Describe(in); }},
+      {"ListTransformJobs", [&](const json& in) { return transforms.List(in); }},
+      {"StopTransformJob", [&](const json& in) { return transforms.Stop(in); }},
   };
   return std::make_unique<JsonProtocolService>("SageMaker", ServiceModel::SageMaker(),
                                                std::move(ops));

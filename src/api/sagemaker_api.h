@@ -8,12 +8,14 @@
 #include "control/endpoints.h"
 #include "control/models.h"
 #include "control/training_jobs.h"
+#include "control/transform_jobs.h"
 
 namespace hearth::api {
 
 // The controllers are not owned and must outlive the service.
 std::unique_ptr<JsonProtocolService> MakeSageMakerService(
     control::TrainingJobController& training, control::ModelController& models,
-    control::EndpointConfigController& endpoint_configs, control::EndpointController& endpoints);
+    control::EndpointConfigController& endpoint_configs, control::EndpointController& endpoints,
+    control::TransformJobController& transforms);
 
 }  // namespace hearth::api

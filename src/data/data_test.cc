@@ -659,6 +659,36 @@ TEST(RecordIOReaderTest, StreamsLargeFilesThroughTheBufferAndGzip) {
   EXPECT_EQ(read->labels[2 * batch.rows - 1], float(batch.rows - 1));
 }
 
+TEST(RecordIOReaderTest, ARequestBodyMayBeOneRecordWithoutFraming) {
+  // Batch transform with SplitType RecordIO and BatchStrategy SingleRecord sends a record's
+  // payload without its RecordIO header and padding.
+  Batch batch;
+  batch.rows = 1;
+  batch.cols = 3;
+  batch.dense = {1.5f, -2, 7};
+  batch.labels = {1};
+  std::string framed = EncodeRecordIOProtobuf(batch);
+  std::uint32_t length;
+  std::memcpy(&length, framed.data() + 4, 4);
+  const std::string bare = framed.substr(8, length);
+  auto read = ReadMemory(bare, kRecordIO);
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  EXPECT_EQ(read->rows, 1u);
+  EXPECT_EQ(read->dense, batch.dense);
+  EXPECT_EQ(read->labels, batch.labels);
+  // A file is always framed: the same bytes there are a bad magic.
+  TempDir dir;
+  WriteFile(dir / "bare.rec", bare);
+  EXPECT_NE(ErrorOf(ReadFiles({dir / "bare.rec"}, kRecordIO)).find("bad RecordIO magic"),
+            std::string::npos);
+  // A framed body still reads as before, and garbage after a framed record is still an error.
+  auto framed_read = ReadMemory(framed, kRecordIO);
+  ASSERT_TRUE(framed_read.ok()) << framed_read.status().ToString();
+  EXPECT_EQ(framed_read->dense, batch.dense);
+  EXPECT_NE(ErrorOf(ReadMemory(framed + "garbage!", kRecordIO)).find("bad RecordIO magic"),
+            std::string::npos);
+}
+
 TEST(RecordIOEncoderTest, WritesTheSdkLayoutForDenseRows) {
   Batch batch;
   batch.rows = 2;

@@ -79,11 +79,12 @@ class StreamReader : public RecordReader {
   Status failed_;
 };
 
-std::unique_ptr<RowParser> NewParser(ContentType type) {
+// `body`: the input is one request body (see NewRecordIOParser).
+std::unique_ptr<RowParser> NewParser(ContentType type, bool body = false) {
   switch (type.format) {
     case Format::kCsv: return NewCsvParser(type.label_size);
     case Format::kLibsvm: return NewLibsvmParser();
-    case Format::kRecordIOProtobuf: return NewRecordIOParser();
+    case Format::kRecordIOProtobuf: return NewRecordIOParser(/*accept_bare_record=*/body);
     case Format::kJson: return NewJsonParser();
     case Format::kJsonLines: return NewJsonLinesParser();
   }
@@ -162,7 +163,8 @@ Result<std::unique_ptr<RecordReader>> OpenFileReader(std::vector<std::filesystem
 Result<std::unique_ptr<RecordReader>> OpenMemoryReader(std::string_view bytes, ContentType type) {
   RETURN_IF_ERROR(CheckType(type));
   std::vector<StreamReader::Input> inputs{bytes};
-  return std::unique_ptr<RecordReader>(new StreamReader(std::move(inputs), NewParser(type)));
+  return std::unique_ptr<RecordReader>(
+      new StreamReader(std::move(inputs), NewParser(type, /*body=*/true)));
 }
 
 Result<Batch> ReadAll(RecordReader& reader) {

@@ -220,6 +220,8 @@ std::string DecodeRecord(std::string_view payload, Tensor* features, Tensor* lab
 
 class RecordIOParser : public RowParser {
  public:
+  explicit RecordIOParser(bool accept_bare_record) : accept_bare_record_(accept_bare_record) {}
+
   void StartInput() override { record_ = 0; }
 
   void BeginBatch(Batch* out) override { SetUp(out); }
@@ -299,6 +301,16 @@ class RecordIOParser : public RowParser {
       std::uint32_t magic, lrecord;
       std::memcpy(&magic, window.begin(), 4);
       std::memcpy(&lrecord, window.begin() + 4, 4);
+      if (magic != kRecordIOMagic && accept_bare_record_ && offset == 0 && !joining) {
+        // One unframed Record: the whole input.
+        while (!window.at_eof()) {
+          ASSIGN_OR_RETURN(bool more, window.Refill());
+          (void)more;
+        }
+        *payload = std::string_view(window.begin(), window.size());
+        *consume_after = window.size();
+        return true;
+      }
       if (magic != kRecordIOMagic) {
         char hex[16];
         std::snprintf(hex, sizeof(hex), "0x%08X", magic);
@@ -481,6 +493,7 @@ class RecordIOParser : public RowParser {
   Mode mode_ = Mode::kUnknown;
   Presence labels_ = Presence::kUnknown;
   std::uint64_t cols_ = 0;
+  const bool accept_bare_record_;
   std::uint64_t record_ = 0;
   Tensor features_, label_;
   std::string joined_;
@@ -499,7 +512,9 @@ std::size_t PackedVarintBytes(const std::uint32_t* keys, std::size_t n) {
 
 }  // namespace
 
-std::unique_ptr<RowParser> NewRecordIOParser() { return std::make_unique<RecordIOParser>(); }
+std::unique_ptr<RowParser> NewRecordIOParser(bool accept_bare_record) {
+  return std::make_unique<RecordIOParser>(accept_bare_record);
+}
 
 void AppendRecordIOFrame(std::string_view payload, std::string* out) {
   const std::uint32_t kMagic = kRecordIOMagic;

@@ -35,7 +35,10 @@ class RowParser {
 
 std::unique_ptr<RowParser> NewCsvParser(int label_size);
 std::unique_ptr<RowParser> NewLibsvmParser();
-std::unique_ptr<RowParser> NewRecordIOParser();
+// `accept_bare_record`: an input that does not start with RecordIO's magic is one Record
+// message without framing — what batch transform sends for SplitType RecordIO with BatchStrategy
+// SingleRecord ("padding is removed"). Only for request bodies: a file is always framed.
+std::unique_ptr<RowParser> NewRecordIOParser(bool accept_bare_record = false);
 std::unique_ptr<RowParser> NewJsonParser();
 std::unique_ptr<RowParser> NewJsonLinesParser();
 

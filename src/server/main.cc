@@ -28,6 +28,7 @@
 #include "control/image_registry.h"
 #include "control/models.h"
 #include "control/training_jobs.h"
+#include "control/transform_jobs.h"
 #include "http/http_server.h"
 #include "metadata/sqlite_metadata_store.h"
 #include "runtime/host_process.h"
@@ -142,7 +143,14 @@ int RunServer(const ServerFlags& flags) {
                                         *stores->metadata, *stores->logs, **objects, runtime,
                                         images, endpoint_router);
 
-  auto sagemaker = api::MakeSageMakerService(training, models, endpoint_configs, endpoints);
+  fs::create_directories(data_dir / "transforms", ec);
+  control::TransformJobController transforms({.transforms_dir = data_dir / "transforms",
+                                              .hearth_binary = fs::read_symlink("/proc/self/exe")},
+                                             *stores->metadata, *stores->logs, **objects, runtime,
+                                             images);
+
+  auto sagemaker =
+      api::MakeSageMakerService(training, models, endpoint_configs, endpoints, transforms);
   metadata::LogStore& log_store = *stores->logs;
   std::map<std::string, api::OperationHandler> log_ops;
   for (const char* op :
@@ -161,6 +169,7 @@ int RunServer(const ServerFlags& flags) {
 
   if (Status s = training.Recover(); !s.ok()) return Fail(s);
   if (Status s = endpoints.Recover(); !s.ok()) return Fail(s);
+  if (Status s = transforms.Recover(); !s.ok()) return Fail(s);
 
   auto http_server = http::HttpServer::Start(
       {.listen = listen, .spool_dir = data_dir / "tmp"},
