@@ -169,6 +169,13 @@ std::optional<http::Response> RuntimeApi::Precheck(const http::Request& request)
 }
 
 Result<serving::Invocation> RuntimeApi::ToInvocation(const http::Request& request) const {
+  serving::Invocation inv;
+  RETURN_IF_ERROR(ToInvocationHead(request, &inv));
+  ASSIGN_OR_RETURN(inv.request.body, request.body.ReadAll());
+  return inv;
+}
+
+Status RuntimeApi::ToInvocationHead(const http::Request& request, serving::Invocation* inv) const {
   std::string endpoint, action;
   if (!IsRuntimePath(request.path, &endpoint, &action)) {
     return InvalidArgument("not a runtime API path: " + request.path);
@@ -184,19 +191,20 @@ Result<serving::Invocation> RuntimeApi::ToInvocation(const http::Request& reques
     return ResourceExhausted("Request " + request.request_id + " has oversize body.");
   }
 
-  const std::string content_type = request.headers.GetOr("content-type", "");
-  const std::optional<std::string> accept = request.headers.Get("accept");
-  const std::optional<std::string> custom =
-      request.headers.Get("x-amzn-sagemaker-custom-attributes");
-  const std::string variant = request.headers.GetOr("x-amzn-sagemaker-target-variant", "");
-  const std::optional<std::string> inference_id =
-      request.headers.Get("x-amzn-sagemaker-inference-id");
+  // Pointers into the request's headers (nullptr: absent): nothing is copied until the
+  // request is known to be valid.
+  const std::string* content_type = request.headers.Find("content-type");
+  const std::string* accept = request.headers.Find("accept");
+  const std::string* custom = request.headers.Find("x-amzn-sagemaker-custom-attributes");
+  const std::string* variant = request.headers.Find("x-amzn-sagemaker-target-variant");
+  const std::string* inference_id = request.headers.Find("x-amzn-sagemaker-inference-id");
+  const std::string_view type = content_type ? std::string_view(*content_type) : "";
 
   Validation v;
   v.MaxLength("endpointName", endpoint, 63);
   v.Pattern(MatchesNamePattern(endpoint), "endpointName", endpoint, kNamePattern);
-  v.MaxLength("contentType", content_type, 1024);
-  v.Pattern(IsAscii(content_type), "contentType", content_type, "\\p{ASCII}*");
+  v.MaxLength("contentType", type, 1024);
+  v.Pattern(IsAscii(type), "contentType", type, "\\p{ASCII}*");
   if (accept) {
     v.MaxLength("accept", *accept, 1024);
     v.Pattern(IsAscii(*accept), "accept", *accept, "\\p{ASCII}*");
@@ -205,9 +213,9 @@ Result<serving::Invocation> RuntimeApi::ToInvocation(const http::Request& reques
     v.MaxLength("customAttributes", *custom, 1024, /*sensitive=*/true);
     v.Pattern(IsAscii(*custom), "customAttributes", *custom, "\\p{ASCII}*", true);
   }
-  if (!variant.empty()) {
-    v.MaxLength("targetVariant", variant, 63);
-    v.Pattern(MatchesNamePattern(variant), "targetVariant", variant, kNamePattern);
+  if (variant && !variant->empty()) {
+    v.MaxLength("targetVariant", *variant, 63);
+    v.Pattern(MatchesNamePattern(*variant), "targetVariant", *variant, kNamePattern);
   }
   if (inference_id) {
     v.Check(!inference_id->empty(), "inferenceId", *inference_id, false,
@@ -223,24 +231,29 @@ Result<serving::Invocation> RuntimeApi::ToInvocation(const http::Request& reques
                            "header.");
   }
 
-  serving::Invocation inv;
-  inv.endpoint = endpoint;
-  inv.target_variant = variant;
-  inv.timeout = options_.invocation_timeout;
-  inv.request.method = "POST";
-  inv.request.target = "/invocations";
-  if (!content_type.empty()) inv.request.headers.emplace_back("Content-Type", content_type);
-  if (accept) inv.request.headers.emplace_back("Accept", *accept);
-  if (custom) inv.request.headers.emplace_back("X-Amzn-SageMaker-Custom-Attributes", *custom);
-  if (inference_id)
-    inv.request.headers.emplace_back("X-Amzn-SageMaker-Inference-Id", *inference_id);
-  ASSIGN_OR_RETURN(inv.request.body, request.body.ReadAll());
-  return inv;
+  inv->endpoint = std::move(endpoint);
+  if (variant) inv->target_variant = *variant;
+  inv->timeout = options_.invocation_timeout;
+  inv->request.method = "POST";
+  inv->request.target = "/invocations";
+  auto& headers = inv->request.headers;
+  headers.reserve(4);
+  if (!type.empty()) headers.emplace_back("Content-Type", type);
+  if (accept) headers.emplace_back("Accept", *accept);
+  if (custom) headers.emplace_back("X-Amzn-SageMaker-Custom-Attributes", *custom);
+  if (inference_id) headers.emplace_back("X-Amzn-SageMaker-Inference-Id", *inference_id);
+  return Status::Ok();
 }
 
 http::Response RuntimeApi::ToResponse(const serving::Invocation& invocation,
                                       const Result<serving::InvocationResult>& result,
                                       const std::string& request_id) const {
+  return Respond(invocation, Result<serving::InvocationResult>(result), request_id);
+}
+
+http::Response RuntimeApi::Respond(const serving::Invocation& invocation,
+                                   Result<serving::InvocationResult> result,
+                                   const std::string& request_id) const {
   const AccountContext& account = options_.account;
   const std::string& endpoint = invocation.endpoint;
 
@@ -301,26 +314,36 @@ http::Response RuntimeApi::ToResponse(const serving::Invocation& invocation,
     }
   }
 
-  const http::ClientResponse& answer = result->response;
+  http::ClientResponse& answer = result->response;
   if (answer.status < 200 || answer.status > 299) {
     return model_error(answer.status, answer.body);
   }
   http::Response r;
   r.status = 200;
-  r.body = answer.body;
-  if (auto type = answer.headers.Get("content-type")) r.SetHeader("Content-Type", *type);
-  r.SetHeader("x-Amzn-Invoked-Production-Variant", result->variant);
-  if (auto custom = answer.headers.Get("x-amzn-sagemaker-custom-attributes")) {
-    r.SetHeader("X-Amzn-SageMaker-Custom-Attributes", *custom);
+  r.body = std::move(answer.body);
+  r.headers.reserve(4);
+  if (const std::string* type = answer.headers.Find("content-type")) {
+    r.headers.emplace_back("Content-Type", *type);
   }
-  r.SetHeader("x-amzn-RequestId", request_id);
+  r.headers.emplace_back("x-Amzn-Invoked-Production-Variant", result->variant);
+  if (const std::string* custom = answer.headers.Find("x-amzn-sagemaker-custom-attributes")) {
+    r.headers.emplace_back("X-Amzn-SageMaker-Custom-Attributes", *custom);
+  }
+  r.headers.emplace_back("x-amzn-RequestId", request_id);
   return r;
 }
 
 http::Response RuntimeApi::Handle(http::Request& request) const {
-  Result<serving::Invocation> invocation = ToInvocation(request);
-  if (!invocation.ok()) return RuntimeErrorResponse(invocation.status(), request.request_id);
-  return ToResponse(*invocation, invoke_(*invocation), request.request_id);
+  // As ToInvocation, but the payload moves into the invocation and the model's answer into the
+  // response: neither is copied on the way.
+  serving::Invocation invocation;
+  if (Status s = ToInvocationHead(request, &invocation); !s.ok()) {
+    return RuntimeErrorResponse(s, request.request_id);
+  }
+  Result<std::string> body = std::move(request.body).ReadAll();
+  if (!body.ok()) return RuntimeErrorResponse(body.status(), request.request_id);
+  invocation.request.body = std::move(body).value();
+  return Respond(invocation, invoke_(invocation), request.request_id);
 }
 
 }  // namespace hearth::api

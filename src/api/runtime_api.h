@@ -69,6 +69,13 @@ class RuntimeApi {
                             const std::string& request_id) const;
 
  private:
+  // ToInvocation without the payload.
+  Status ToInvocationHead(const http::Request& request, serving::Invocation* invocation) const;
+  // ToResponse, taking the result to move the model's answer out of it.
+  http::Response Respond(const serving::Invocation& invocation,
+                         Result<serving::InvocationResult> result,
+                         const std::string& request_id) const;
+
   RuntimeApiOptions options_;
   InvokeFunction invoke_;
 };

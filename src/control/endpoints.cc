@@ -697,7 +697,7 @@ bool EndpointController::Runner::DrainStep(Instance& inst) {
   const auto now = std::chrono::steady_clock::now();
   if (!inst.terminated_at) {
     const std::string router_id = name_ + "/" + inst.variant + "/" + inst.id;
-    if (c_.router_.InFlight(router_id) > 0 && now < *inst.drain_deadline) return false;
+    if (c_.router_.Reachable(router_id) && now < *inst.drain_deadline) return false;
     c_.runtime_.Signal(inst.state_dir(), SIGTERM).IgnoreError();
     inst.terminated_at = now;
     return false;

@@ -43,8 +43,8 @@
 //            (models under "gen.<n>/" in the endpoint's directory) next to the live fleet,
 //            which keeps serving (and being repaired). Once every new instance answers /ping,
 //            the router switches to the new fleet in one step and InService is recorded with
-//            the new EndpointConfigName; each old instance gets SIGTERM once no request is in
-//            flight on it (or after drain_timeout), SIGKILL after stop_grace. A new instance
+//            the new EndpointConfigName; each old instance gets SIGTERM once no request can
+//            reach it any more (EndpointRouter::Reachable; or after drain_timeout), SIGKILL after stop_grace. A new instance
 //            that fails to start rolls the update back: the new instances are killed and the
 //            endpoint returns to InService on the old fleet with a FailureReason, as
 //            SageMaker's rollback does. While Updating, DescribeEndpoint shows the new

@@ -1,6 +1,7 @@
-// HttpClient: blocking HTTP/1.1 calls (Boost.Beast) from the server to processes it runs on
-// this machine — endpoint instances' GET /ping and POST /invocations — over keep-alive
-// connections kept per address.
+// HttpClient: blocking HTTP/1.1 calls from the server to processes it runs on this machine —
+// endpoint instances' GET /ping and POST /invocations — over keep-alive connections kept per
+// address. It is on InvokeEndpoint's path, so a call is one write and (normally) one read on a
+// blocking socket; Beast's parser reads the answer.
 //
 // Failures are reported by how far the request got, because only a request the instance
 // never saw may be sent again elsewhere:
@@ -9,7 +10,8 @@
 //                     went out (retried once on a fresh connection first);
 //   Aborted           the request was sent, but the connection broke before a whole response
 //                     came back: the instance may have acted on it;
-//   DeadlineExceeded  no whole response within the timeout (the connection is dropped).
+//   DeadlineExceeded  no whole response within the timeout, counted from the call (the
+//                     connection is dropped).
 // A response with any status code is a success here; judging it is the caller's business.
 //
 // Thread safety: thread safe. Concurrent Sends to one address use separate connections.
@@ -66,6 +68,7 @@ class ConnectionPool {
   const std::string host_;
   const std::uint16_t port_;
   const std::size_t max_idle_;
+  const std::string where_;  // "host:port": the Host header, and messages
   std::mutex mu_;
   std::vector<std::unique_ptr<Connection>> idle_;  // GUARDED_BY(mu_)
 };

@@ -57,8 +57,7 @@ TEST(ConnectionPool, ReadsABodyThatArrivesAfterTheHeader) {
     while (ScriptedPeer::ReadRequest(s)) {
       ++p.requests;
       boost::system::error_code ec;
-      asio::write(s, asio::buffer(std::string("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")),
-                  ec);
+      asio::write(s, asio::buffer(std::string("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")), ec);
       std::this_thread::sleep_for(milliseconds(30));  // the client parses the header alone
       asio::write(s, asio::buffer(std::string("0.125")), ec);
     }
@@ -95,8 +94,7 @@ TEST(ConnectionPool, ResendsOnAFreshConnectionWhenTheKeptOneWasClosed) {
 TEST(ConnectionPool, ReportsHowFarAFailedRequestGot) {
   // Nobody listening: not delivered.
   ConnectionPool nobody("127.0.0.1", ClosedPort());
-  EXPECT_EQ(nobody.Send(Post("x"), milliseconds(2000)).status().code(),
-            StatusCode::kUnavailable);
+  EXPECT_EQ(nobody.Send(Post("x"), milliseconds(2000)).status().code(), StatusCode::kUnavailable);
 
   // Read, then hung up on: delivered, no answer.
   ScriptedPeer hangs_up([](tcp::socket& s, ScriptedPeer& p) {
@@ -118,8 +116,7 @@ TEST(ConnectionPool, ReportsHowFarAFailedRequestGot) {
   });
   ConnectionPool slow("127.0.0.1", silent.port());
   const auto start = std::chrono::steady_clock::now();
-  EXPECT_EQ(slow.Send(Post("x"), milliseconds(200)).status().code(),
-            StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(slow.Send(Post("x"), milliseconds(200)).status().code(), StatusCode::kDeadlineExceeded);
   EXPECT_GE(std::chrono::steady_clock::now() - start, milliseconds(200));
   {
     std::lock_guard lock(mu);
@@ -157,6 +154,33 @@ TEST(ConnectionPool, ServesConcurrentCallersOnSeparateConnections) {
   EXPECT_EQ(peer.requests.load(), 20);
   EXPECT_LE(peer.connections.load(), 4);  // reused, never more than the callers at once
   EXPECT_GE(most.load(), 2);
+}
+
+TEST(ConnectionPool, FramesAnEmptyPostAndReadsAChunkedAnswer) {
+  std::string seen;
+  ScriptedPeer peer([&](tcp::socket& s, ScriptedPeer& p) {
+    while (ScriptedPeer::ReadRequest(s, &seen)) {
+      ++p.requests;
+      boost::system::error_code ec;
+      asio::write(s,
+                  asio::buffer(std::string("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                                           "X-Model: m\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")),
+                  ec);
+    }
+  });
+  ConnectionPool pool("127.0.0.1", peer.port());
+  for (int i = 0; i < 2; ++i) {
+    auto response = pool.Send(Post(""), milliseconds(5000));
+    ASSERT_TRUE(response.ok()) << response.status().ToString();
+    EXPECT_EQ(response->body, "abcde");
+    EXPECT_EQ(response->headers.GetOr("x-model", ""), "m");
+  }
+  // A POST says it has no body; the Host header names the peer.
+  EXPECT_NE(seen.find("\r\nContent-Length: 0\r\n"), std::string::npos) << seen;
+  EXPECT_NE(seen.find("\r\nHost: 127.0.0.1:" + std::to_string(peer.port()) + "\r\n"),
+            std::string::npos)
+      << seen;
+  EXPECT_EQ(peer.connections.load(), 1);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include <fcntl.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "common/fs.h"
@@ -13,27 +14,48 @@
 namespace hearth::http {
 
 namespace {
+
+// ASCII only: header names are tokens, and std::tolower's locale lookup costs more than the
+// rest of a lookup.
+char LowerAscii(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c; }
+
 std::string Lower(std::string_view s) {
   std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : out) c = LowerAscii(c);
   return out;
 }
+
+// `lower` is already lower-case.
+bool EqualsLowered(std::string_view lower, std::string_view name) {
+  if (lower.size() != name.size()) return false;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    if (lower[i] != LowerAscii(name[i])) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 void Headers::Add(std::string_view name, std::string_view value) {
+  // A request has a handful of headers: one allocation for them all.
+  if (entries_.empty()) entries_.reserve(8);
   entries_.emplace_back(Lower(name), std::string(value));
 }
 
-std::optional<std::string> Headers::Get(std::string_view name) const {
-  std::string key = Lower(name);
+const std::string* Headers::Find(std::string_view name) const {
   for (const auto& [k, v] : entries_) {
-    if (k == key) return v;
+    if (EqualsLowered(k, name)) return &v;
   }
+  return nullptr;
+}
+
+std::optional<std::string> Headers::Get(std::string_view name) const {
+  if (const std::string* v = Find(name)) return *v;
   return std::nullopt;
 }
 
 std::string Headers::GetOr(std::string_view name, std::string_view fallback) const {
-  auto v = Get(name);
+  const std::string* v = Find(name);
   return v ? *v : std::string(fallback);
 }
 
@@ -73,9 +95,17 @@ RequestBody::~RequestBody() {
   if (!file_.empty()) ::unlink(file_.c_str());
 }
 
-Result<std::string> RequestBody::ReadAll() const {
+Result<std::string> RequestBody::ReadAll() const& {
   if (!spooled()) return data_;
   return ReadFile(file_);
+}
+
+Result<std::string> RequestBody::ReadAll() && {
+  if (spooled()) return ReadFile(file_);
+  std::string out = std::move(data_);
+  data_.clear();
+  size_ = 0;
+  return out;
 }
 
 Result<OwnedFd> RequestBody::OpenSpool() const {
@@ -106,11 +136,12 @@ std::optional<std::string> Request::QueryParam(std::string_view key) const {
 
 void Response::SetHeader(std::string_view name, std::string_view value) {
   for (auto& [k, v] : headers) {
-    if (strcasecmp(k.c_str(), std::string(name).c_str()) == 0) {
+    if (k.size() == name.size() && strncasecmp(k.data(), name.data(), name.size()) == 0) {
       v = std::string(value);
       return;
     }
   }
+  if (headers.empty()) headers.reserve(6);
   headers.emplace_back(std::string(name), std::string(value));
 }
 

@@ -31,8 +31,10 @@ class Headers {
   void Add(std::string_view name, std::string_view value);
   // First value, or nullopt.
   std::optional<std::string> Get(std::string_view name) const;
+  // First value, or nullptr; valid until the headers change. Copies nothing.
+  const std::string* Find(std::string_view name) const;
   std::string GetOr(std::string_view name, std::string_view fallback) const;
-  bool Has(std::string_view name) const { return Get(name).has_value(); }
+  bool Has(std::string_view name) const { return Find(name) != nullptr; }
   const std::vector<std::pair<std::string, std::string>>& all() const { return entries_; }
 
  private:
@@ -54,7 +56,12 @@ class RequestBody {
   std::uint64_t size() const { return size_; }
   bool spooled() const { return !file_.empty(); }
   // Whole body in memory (reads the file if spooled). For small control-plane bodies.
-  Result<std::string> ReadAll() const;
+  Result<std::string> ReadAll() const&;
+  // The same, moving an in-memory body out instead of copying it (`std::move(b).ReadAll()`);
+  // the body is then empty. A spooled body is read and left as it was.
+  Result<std::string> ReadAll() &&;
+  // The body itself when it is in memory; empty when it is spooled.
+  std::string_view in_memory() const { return data_; }
   // Streams the body in chunks of at most `chunk` bytes to `sink`; stops at the first error.
   template <typename Sink>
   Status ForEachChunk(std::size_t chunk, Sink&& sink) const;

@@ -1,9 +1,10 @@
 #include "http/http_server.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <condition_variable>
 #include <cstring>
-#include <fstream>
 #include <mutex>
 #include <set>
 #include <utility>
@@ -12,6 +13,10 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <fcntl.h>
+#include <strings.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "common/clock.h"
@@ -48,7 +53,9 @@ struct HttpServer::Impl {
 
 namespace {
 
-constexpr std::size_t kChunk = 256 * 1024;
+// A request's head and a small body arrive in one read; a large body is read in bigger steps.
+constexpr std::size_t kSmallRead = 16 * 1024;
+constexpr std::size_t kLargeRead = 64 * 1024;  // Beast reads at most this much at a time
 
 // Splits "a/b?x=1&y" into the decoded path and query pairs.
 bool ParseTarget(std::string_view target, Request* req) {
@@ -79,7 +86,7 @@ bool ParseTarget(std::string_view target, Request* req) {
 }
 
 void AttachCredential(Request* req) {
-  if (auto auth = req->headers.Get("authorization")) {
+  if (const std::string* auth = req->headers.Find("authorization")) {
     req->credential = ParseSigV4Authorization(*auth);
   } else if (auto scope = req->QueryParam("X-Amz-Credential")) {
     req->credential = ParseSigV4CredentialScope(*scope);
@@ -94,70 +101,231 @@ Response PlainError(int status, std::string message) {
   return r;
 }
 
-template <typename Message>
-void CopyHeaders(const Response& res, Message* msg) {
-  for (const auto& [k, v] : res.headers) msg->set(k, v);
-  msg->set(bhttp::field::date, FormatHttpDate(NowMillis()));
-  msg->set(bhttp::field::server, "Hearth");
+// Collects a request body: in memory while it is small, in a spool file once it grows past
+// the in-memory limit.
+class BodyCollector {
+ public:
+  BodyCollector(const HttpServerOptions& options, const std::string& request_id)
+      : options_(options), request_id_(request_id) {}
+  ~BodyCollector() {
+    if (fd_ >= 0) ::close(fd_);
+    if (!spool_.empty()) ::unlink(spool_.c_str());
+  }
+  BodyCollector(const BodyCollector&) = delete;
+  BodyCollector& operator=(const BodyCollector&) = delete;
+
+  void Expect(std::uint64_t length) {
+    if (length <= options_.in_memory_body_limit) memory_.reserve(length);
+  }
+
+  // False when the spool file cannot be written.
+  bool Append(std::string_view data) {
+    total_ += data.size();
+    if (fd_ < 0 && memory_.size() + data.size() > options_.in_memory_body_limit) {
+      spool_ = options_.spool_dir / ("body-" + request_id_);
+      fd_ = ::open(spool_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+      if (fd_ < 0 || !WriteAll(memory_)) return false;
+      memory_.clear();
+      memory_.shrink_to_fit();
+    }
+    if (fd_ >= 0) return WriteAll(data);
+    memory_.append(data);
+    return true;
+  }
+
+  // The body; the collector no longer owns the spool file.
+  RequestBody Finish() {
+    if (fd_ < 0) return RequestBody::InMemory(std::move(memory_));
+    ::close(fd_);
+    fd_ = -1;
+    return RequestBody::Spooled(std::exchange(spool_, {}), total_);
+  }
+
+ private:
+  bool WriteAll(std::string_view data) {
+    while (!data.empty()) {
+      ssize_t n = ::write(fd_, data.data(), data.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      data.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return true;
+  }
+
+  const HttpServerOptions& options_;
+  const std::string& request_id_;
+  std::string memory_;
+  std::filesystem::path spool_;
+  int fd_ = -1;
+  std::uint64_t total_ = 0;
+};
+
+// Fills a Request straight from Beast's parser: no intermediate Beast message, whose fields
+// would be allocated one by one and then copied again.
+class RequestParser : public bhttp::basic_parser<true> {
+ public:
+  RequestParser(Request* request, BodyCollector* body) : request_(*request), body_(*body) {}
+
+  unsigned version() const { return version_; }
+  bool is_head() const { return method_ == bhttp::verb::head; }
+  // The spool file could not be written.
+  bool body_failed() const { return body_failed_; }
+
+ private:
+  void on_request_impl(bhttp::verb method, beast::string_view method_str, beast::string_view target,
+                       int version, beast::error_code&) override {
+    method_ = method;
+    version_ = static_cast<unsigned>(version);
+    request_.method.assign(method_str.data(), method_str.size());
+    request_.target.assign(target.data(), target.size());
+  }
+  void on_response_impl(int, beast::string_view, int, beast::error_code&) override {}
+  void on_field_impl(bhttp::field, beast::string_view name, beast::string_view value,
+                     beast::error_code&) override {
+    request_.headers.Add(std::string_view(name.data(), name.size()),
+                         std::string_view(value.data(), value.size()));
+  }
+  void on_header_impl(beast::error_code&) override {}
+  void on_body_init_impl(const boost::optional<std::uint64_t>& length,
+                         beast::error_code&) override {
+    if (length) body_.Expect(*length);
+  }
+  std::size_t on_body_impl(beast::string_view data, beast::error_code& ec) override {
+    return Take(data, ec);
+  }
+  void on_chunk_header_impl(std::uint64_t, beast::string_view, beast::error_code&) override {}
+  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view data,
+                                 beast::error_code& ec) override {
+    return Take(data, ec);
+  }
+  void on_finish_impl(beast::error_code&) override {}
+
+  std::size_t Take(beast::string_view data, beast::error_code& ec) {
+    if (!body_.Append(std::string_view(data.data(), data.size()))) {
+      body_failed_ = true;
+      ec = boost::system::errc::make_error_code(boost::system::errc::io_error);
+      return 0;
+    }
+    return data.size();
+  }
+
+  Request& request_;
+  BodyCollector& body_;
+  bhttp::verb method_ = bhttp::verb::unknown;
+  unsigned version_ = 11;
+  bool body_failed_ = false;
+};
+
+// "Date: <IMF-fixdate>\r\n", formatted once a second per thread.
+std::string_view DateLine() {
+  thread_local std::int64_t second = -1;
+  thread_local std::string line;
+  const std::int64_t now = NowMillis() / 1000;
+  if (now != second) {
+    second = now;
+    line = "Date: " + FormatHttpDate(now * 1000) + "\r\n";
+  }
+  return line;
 }
 
-// Writes `res` to the socket. Returns false if the connection must close.
-bool WriteResponse(tcp::socket& socket, const Response& res, bool keep_alive, bool is_head,
-                   unsigned version) {
-  beast::error_code ec;
+bool IEquals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && ::strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// The status line and headers of `res`, as Beast would have written them: the handler's
+// headers, then Date, Server, Connection when it is not the version's default, and
+// Content-Length when `content_length` is set. Framing headers are the server's own.
+void AppendHead(const Response& res, unsigned version, bool keep_alive,
+                std::optional<std::uint64_t> content_length, std::string* out) {
+  const auto reason = bhttp::obsolete_reason(static_cast<bhttp::status>(res.status));
+  const int status = std::clamp(res.status, 0, 999);
+  char line[] = "HTTP/1.1 000 ";
+  line[5] = static_cast<char>('0' + version / 10 % 10);
+  line[7] = static_cast<char>('0' + version % 10);
+  line[9] = static_cast<char>('0' + status / 100);
+  line[10] = static_cast<char>('0' + status / 10 % 10);
+  line[11] = static_cast<char>('0' + status % 10);
+  out->append(line, sizeof(line) - 1).append(reason.data(), reason.size()).append("\r\n");
+  for (const auto& [name, value] : res.headers) {
+    if (IEquals(name, "content-length") || IEquals(name, "transfer-encoding") ||
+        IEquals(name, "connection") || IEquals(name, "date") || IEquals(name, "server")) {
+      continue;
+    }
+    out->append(name).append(": ").append(value).append("\r\n");
+  }
+  out->append(DateLine());
+  out->append("Server: Hearth\r\n");
+  if (!keep_alive && version >= 11) out->append("Connection: close\r\n");
+  if (keep_alive && version < 11) out->append("Connection: keep-alive\r\n");
+  if (content_length) {
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof(digits), *content_length).ptr;
+    out->append("Content-Length: ").append(digits, end).append("\r\n");
+  }
+  out->append("\r\n");
+}
+
+// Sends all of `a` then `b` in as few system calls as the socket allows.
+bool SendAll(int fd, std::string_view a, std::string_view b = {}) {
+  iovec iov[2] = {{const_cast<char*>(a.data()), a.size()}, {const_cast<char*>(b.data()), b.size()}};
+  int first = a.empty() ? 1 : 0;
+  const int count = b.empty() ? 1 : 2;
+  while (first < count) {
+    msghdr msg{};
+    msg.msg_iov = iov + first;
+    msg.msg_iovlen = static_cast<std::size_t>(count - first);
+    ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    auto left = static_cast<std::size_t>(n);
+    while (first < count && left >= iov[first].iov_len) {
+      left -= iov[first].iov_len;
+      ++first;
+    }
+    if (first < count) {
+      iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + left;
+      iov[first].iov_len -= left;
+    }
+  }
+  return true;
+}
+
+// A handler may end the connection after its response with "Connection: close".
+bool AsksToClose(const Response& res) {
+  return std::any_of(res.headers.begin(), res.headers.end(), [](const auto& h) {
+    return IEquals(h.first, "connection") && IEquals(h.second, "close");
+  });
+}
+
+// Writes `res` to the socket. Returns false if the connection must close. `head` is scratch
+// space, kept by the connection so that its capacity is reused.
+bool WriteResponse(int fd, const Response& res, bool keep_alive, bool is_head, unsigned version,
+                   std::string* head) {
+  head->clear();
   if (res.file) {
     if (!res.file->fd || !res.file->fd->valid()) return false;
-    int fd = res.file->fd->get();
-    bhttp::response<bhttp::buffer_body> msg{static_cast<bhttp::status>(res.status), version};
-    CopyHeaders(res, &msg);
-    msg.content_length(res.file->length);
-    msg.keep_alive(keep_alive);
-    msg.body().data = nullptr;
-    msg.body().more = true;
-    bhttp::response_serializer<bhttp::buffer_body> sr{msg};
-    bhttp::write_header(socket, sr, ec);
-    std::string buf(kChunk, '\0');
-    std::uint64_t sent = 0;
-    bool ok = !ec;
-    while (ok && sent < res.file->length) {
-      std::size_t want =
-          static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, res.file->length - sent));
-      ssize_t n = ::pread(fd, buf.data(), want, static_cast<off_t>(res.file->offset + sent));
-      if (n <= 0) {
-        ok = false;
-        break;
-      }
-      msg.body().data = buf.data();
-      msg.body().size = static_cast<std::size_t>(n);
-      msg.body().more = true;
-      bhttp::write(socket, sr, ec);
-      if (ec == bhttp::error::need_buffer) ec = {};
-      if (ec) ok = false;
-      sent += static_cast<std::uint64_t>(n);
+    AppendHead(res, version, keep_alive, res.file->length, head);
+    if (!SendAll(fd, *head)) return false;
+    off_t offset = static_cast<off_t>(res.file->offset);
+    std::uint64_t left = res.file->length;
+    while (left > 0) {
+      const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(left, 1 << 30));
+      ssize_t n = ::sendfile(fd, res.file->fd->get(), &offset, want);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;  // an error, or the file is shorter than promised
+      left -= static_cast<std::uint64_t>(n);
     }
-    if (!ok) return false;
-    msg.body().data = nullptr;
-    msg.body().more = false;
-    bhttp::write(socket, sr, ec);
-    return !ec;
+    return true;
   }
   if (is_head || res.head_content_length) {
-    bhttp::response<bhttp::empty_body> msg{static_cast<bhttp::status>(res.status), version};
-    CopyHeaders(res, &msg);
-    msg.keep_alive(keep_alive);
-    msg.content_length(res.head_content_length.value_or(res.body.size()));
-    bhttp::response_serializer<bhttp::empty_body> sr{msg};
-    sr.split(true);
-    bhttp::write_header(socket, sr, ec);
-    return !ec;
+    AppendHead(res, version, keep_alive, res.head_content_length.value_or(res.body.size()), head);
+    return SendAll(fd, *head);
   }
-  bhttp::response<bhttp::string_body> msg{static_cast<bhttp::status>(res.status), version};
-  CopyHeaders(res, &msg);
-  msg.keep_alive(keep_alive);
-  msg.body() = res.body;
-  msg.prepare_payload();
-  bhttp::write(socket, msg, ec);
-  return !ec;
+  // These statuses have no body, and so no Content-Length (RFC 9110 8.6).
+  const bool bodiless = res.status / 100 == 1 || res.status == 204 || res.status == 304;
+  AppendHead(res, version, keep_alive,
+             bodiless ? std::nullopt : std::optional<std::uint64_t>(res.body.size()), head);
+  return SendAll(fd, *head, bodiless ? std::string_view() : std::string_view(res.body));
 }
 
 }  // namespace
@@ -211,9 +379,8 @@ void HttpServer::Stop() {
   // them; a request being handled finishes first.
   std::unique_lock<std::mutex> lock(impl_->conn_mu);
   for (int fd : impl_->open_sockets) ::shutdown(fd, SHUT_RDWR);
-  impl_->conn_cv.wait_for(lock, std::chrono::seconds(30), [&] {
-    return impl_->open_sockets.empty() && impl_->live_threads == 0;
-  });
+  impl_->conn_cv.wait_for(lock, std::chrono::seconds(30),
+                          [&] { return impl_->open_sockets.empty() && impl_->live_threads == 0; });
 }
 
 void HttpServer::Impl::AcceptLoop() {
@@ -253,28 +420,27 @@ void HttpServer::Impl::AcceptLoop() {
 }
 
 void HttpServer::Impl::Serve(tcp::socket& socket) {
+  const int fd = socket.native_handle();
+  // Kept across the connection's requests: bytes read ahead, and the response head's buffer.
   beast::flat_buffer buffer;
+  buffer.reserve(kSmallRead);
+  std::string head;
   while (true) {
-    beast::error_code ec;
-    bhttp::request_parser<bhttp::buffer_body> parser;
+    Request req;
+    BodyCollector body(options, req.request_id);
+    RequestParser parser(&req, &body);
     parser.body_limit(options.max_body_bytes);
     parser.header_limit(64 * 1024);
+    beast::error_code ec;
     bhttp::read_header(socket, buffer, parser, ec);
     if (ec) return;  // closed by the client, or garbage: nothing useful to answer
-    auto& msg = parser.get();
-    unsigned version = msg.version();
-    bool is_head = msg.method() == bhttp::verb::head;
-
-    Request req;
-    req.method = std::string(msg.method_string());
-    req.target = std::string(msg.target());
+    const unsigned version = parser.version();
+    const bool is_head = parser.is_head();
+    const bool keep_alive = parser.keep_alive();
     req.request_id = NewUuid();
-    for (const auto& field : msg) {
-      req.headers.Add(std::string(field.name_string()), std::string(field.value()));
-    }
-    bool keep_alive = msg.keep_alive();
     if (!ParseTarget(req.target, &req)) {
-      WriteResponse(socket, PlainError(400, "malformed request target"), false, is_head, version);
+      WriteResponse(fd, PlainError(400, "malformed request target"), false, is_head, version,
+                    &head);
       return;
     }
     AttachCredential(&req);
@@ -283,65 +449,33 @@ void HttpServer::Impl::Serve(tcp::socket& socket) {
       if (auto refusal = handlers.precheck(req)) {
         // The body was not read: the connection cannot be reused.
         refusal->SetHeader("Connection", "close");
-        WriteResponse(socket, *refusal, false, is_head, version);
+        WriteResponse(fd, *refusal, false, is_head, version, &head);
         return;
       }
     }
-    if (beast::iequals(msg[bhttp::field::expect], "100-continue")) {
-      bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, version};
-      bhttp::write(socket, cont, ec);
-      if (ec) return;
+    if (const std::string* expect = req.headers.Find("expect");
+        expect != nullptr && beast::iequals(*expect, "100-continue")) {
+      if (!SendAll(fd, version < 11 ? "HTTP/1.0 100 Continue\r\n\r\n"
+                                    : "HTTP/1.1 100 Continue\r\n\r\n")) {
+        return;
+      }
     }
 
-    // Read the body: into memory while small, into a spool file once it grows.
-    std::string memory;
-    std::filesystem::path spool;
-    int spool_fd = -1;
-    std::uint64_t total = 0;
-    std::string chunk(kChunk, '\0');
-    bool failed = false;
-    while (!parser.is_done()) {
-      msg.body().data = chunk.data();
-      msg.body().size = chunk.size();
+    // The body goes to memory while it is small, to a spool file once it grows.
+    if (!parser.is_done()) {
+      if (!parser.content_length() || *parser.content_length() > buffer.capacity()) {
+        buffer.reserve(kLargeRead);
+      }
       bhttp::read(socket, buffer, parser, ec);
-      if (ec == bhttp::error::need_buffer) ec = {};
       if (ec) {
-        failed = true;
-        break;
-      }
-      std::size_t got = chunk.size() - msg.body().size;
-      if (got == 0) continue;
-      total += got;
-      if (spool_fd < 0 && memory.size() + got > options.in_memory_body_limit) {
-        spool = options.spool_dir / ("body-" + req.request_id);
-        spool_fd = ::open(spool.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (spool_fd < 0 || ::write(spool_fd, memory.data(), memory.size()) !=
-                                static_cast<ssize_t>(memory.size())) {
-          failed = true;
-          break;
+        if (ec == bhttp::error::body_limit && !parser.body_failed()) {
+          WriteResponse(fd, PlainError(413, "request body too large"), false, is_head, version,
+                        &head);
         }
-        memory.clear();
-        memory.shrink_to_fit();
-      }
-      if (spool_fd >= 0) {
-        if (::write(spool_fd, chunk.data(), got) != static_cast<ssize_t>(got)) {
-          failed = true;
-          break;
-        }
-      } else {
-        memory.append(chunk.data(), got);
+        return;
       }
     }
-    if (spool_fd >= 0) ::close(spool_fd);
-    if (failed) {
-      if (!spool.empty()) ::unlink(spool.c_str());
-      if (ec == bhttp::error::body_limit) {
-        WriteResponse(socket, PlainError(413, "request body too large"), false, is_head, version);
-      }
-      return;
-    }
-    req.body = spool.empty() ? RequestBody::InMemory(std::move(memory))
-                             : RequestBody::Spooled(spool, total);
+    req.body = body.Finish();
 
     Response res;
     try {
@@ -351,7 +485,8 @@ void HttpServer::Impl::Serve(tcp::socket& socket) {
       res = PlainError(500, "internal error");
     }
     req.body = RequestBody();  // removes a spooled body before the client hears back
-    if (!WriteResponse(socket, res, keep_alive, is_head, version) || !keep_alive) {
+    const bool keep = keep_alive && !AsksToClose(res);
+    if (!WriteResponse(fd, res, keep, is_head, version, &head) || !keep) {
       beast::error_code ignored;
       socket.shutdown(tcp::socket::shutdown_send, ignored);
       return;

@@ -1,7 +1,12 @@
 // HttpServer: the one listening socket of `hearth server` (Boost.Beast, HTTP/1.1 keep-alive).
 //
 // Each connection is served by its own thread with blocking I/O: simple, and on loopback with
-// keep-alive it is as fast as an event loop for the request rates a single machine sees.
+// keep-alive it is as fast as an event loop for the request rates a single machine sees (an
+// nginx reverse proxy, event-driven, costs as much CPU per proxied request: see
+// bench/results/invoke_latency.md). InvokeEndpoint runs through here twice (the front, and the
+// instance's model server), so a request costs one read and one write when its head and body
+// arrive together: Beast's parser fills the Request directly, the read buffer is kept for the
+// connection, and the response head is written beside the body in one call.
 // Request bodies up to `in_memory_body_limit` are read into memory; larger ones are spooled
 // to a file under `spool_dir`, so a multi-gigabyte upload never sits in memory.
 // `Expect: 100-continue` is answered after `precheck` has accepted the headers, so a client

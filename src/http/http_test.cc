@@ -91,6 +91,11 @@ class HttpServerTest : public ::testing::Test {
     };
     handlers.handle = [this](Request& r) {
       Response res;
+      if (r.path == "/nocontent") {
+        res.status = 204;
+        res.body = "never sent";  // a 204 has no body (RFC 9110 15.3.5)
+        return res;
+      }
       if (r.path == "/file") {
         auto fd = std::make_shared<OwnedFd>(::open((dir_ / "blob").c_str(), O_RDONLY));
         res.file = FileBody{fd, 2, 3};
@@ -180,6 +185,57 @@ TEST_F(HttpServerTest, SendsAFileRegionAsTheBody) {
   auto res = Send(sock, bhttp::request<bhttp::string_body>{bhttp::verb::get, "/file", 11});
   EXPECT_EQ(res.body(), "234");
   EXPECT_EQ(res[bhttp::field::content_length], "3");
+}
+
+TEST_F(HttpServerTest, ReadsAChunkedBodyArrivingByteByByte) {
+  tcp::socket sock = Connect();
+  sock.set_option(tcp::no_delay(true));  // each byte its own segment: the parser resumes
+  const std::string wire =
+      "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+  for (char c : wire) asio::write(sock, asio::buffer(&c, 1));
+  boost::beast::flat_buffer buf;
+  bhttp::response<bhttp::string_body> res;
+  bhttp::read(sock, buf, res);
+  EXPECT_EQ(res.body(), "POST /c q=- spooled=0 size=11 md=11");
+  // The connection is still in step: the next request gets its own answer.
+  auto next = Send(sock, bhttp::request<bhttp::string_body>{bhttp::verb::get, "/n", 11});
+  EXPECT_EQ(next.body(), "GET /n q=- spooled=0 size=0 md=0");
+}
+
+TEST_F(HttpServerTest, ANoContentAnswerHasNoBodyAndKeepsTheConnectionInStep) {
+  tcp::socket sock = Connect();
+  // Raw bytes back, so that a stray body or Content-Length would show.
+  bhttp::request<bhttp::string_body> req{bhttp::verb::get, "/nocontent", 11};
+  req.set(bhttp::field::host, "localhost");
+  bhttp::write(sock, req);
+  std::string head(512, '\0');
+  head.resize(sock.read_some(asio::buffer(head)));
+  EXPECT_EQ(head.rfind("HTTP/1.1 204 No Content\r\n", 0), 0u) << head;
+  EXPECT_EQ(head.find("Content-Length"), std::string::npos) << head;
+  EXPECT_EQ(head.find("never sent"), std::string::npos) << head;
+  EXPECT_NE(head.find("\r\nServer: Hearth\r\n"), std::string::npos) << head;
+  auto next = Send(sock, bhttp::request<bhttp::string_body>{bhttp::verb::get, "/n", 11});
+  EXPECT_EQ(next.body(), "GET /n q=- spooled=0 size=0 md=0");
+}
+
+TEST_F(HttpServerTest, AnswersHttp10InItsVersionAndClosesUnlessAskedToKeepAlive) {
+  for (bool keep_alive : {false, true}) {
+    tcp::socket sock = Connect();
+    bhttp::request<bhttp::string_body> req{bhttp::verb::get, "/old", 10};
+    req.keep_alive(keep_alive);
+    auto res = Send(sock, req);
+    EXPECT_EQ(res.version(), 10);
+    EXPECT_EQ(res.body(), "GET /old q=- spooled=0 size=0 md=0");
+    EXPECT_EQ(res.keep_alive(), keep_alive);
+    if (!keep_alive) {
+      // The server closed its side: the next read sees the end of the stream.
+      boost::system::error_code ec;
+      char c;
+      EXPECT_EQ(sock.read_some(asio::buffer(&c, 1), ec), 0u);
+      EXPECT_EQ(ec, asio::error::eof);
+    }
+  }
 }
 
 }  // namespace

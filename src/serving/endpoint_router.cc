@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <random>
 #include <utility>
 
 namespace hearth::serving {
@@ -9,8 +10,13 @@ namespace hearth::serving {
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 
+// Idle connections kept per instance: as many as requests were once in flight to it at the
+// same time, up to this. Fewer would make every request beyond them connect anew.
+constexpr std::size_t kMaxIdleConnections = 256;
+
 struct EndpointRouter::Instance {
-  explicit Instance(InstanceAddress a) : address(std::move(a)), pool(address.host, address.port) {}
+  explicit Instance(InstanceAddress a)
+      : address(std::move(a)), pool(address.host, address.port, kMaxIdleConnections) {}
 
   const InstanceAddress address;
   http::ConnectionPool pool;
@@ -43,16 +49,51 @@ class InFlightGuard {
   std::atomic<int>& count_;
 };
 
+// SplitMix64 (Steele, Lea and Flood): the n-th number of a seeded sequence, computed from n
+// alone, so that concurrent draws need no lock.
+std::uint64_t SplitMix64(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// Which of a variant's instances were tried: a bit mask for the usual few, a vector beyond.
+class TriedSet {
+ public:
+  explicit TriedSet(std::size_t n) {
+    if (n > 64) many_.assign(n, false);
+  }
+  bool contains(std::size_t i) const { return many_.empty() ? (few_ >> i) & 1 : many_[i]; }
+  void insert(std::size_t i) {
+    if (many_.empty()) {
+      few_ |= std::uint64_t{1} << i;
+    } else {
+      many_[i] = true;
+    }
+  }
+
+ private:
+  std::uint64_t few_ = 0;
+  std::vector<bool> many_;
+};
+
 }  // namespace
 
-EndpointRouter::EndpointRouter() : rng_(std::random_device{}()) {}
-EndpointRouter::EndpointRouter(std::uint64_t seed) : rng_(seed) {}
+EndpointRouter::EndpointRouter() : EndpointRouter(std::random_device{}()) {}
+EndpointRouter::EndpointRouter(std::uint64_t seed) : seed_(seed) {}
 EndpointRouter::~EndpointRouter() = default;
+
+double EndpointRouter::NextDraw() {
+  const std::uint64_t n = draws_.fetch_add(1, std::memory_order_relaxed);
+  const std::uint64_t bits = SplitMix64(seed_ + n * 0x9e3779b97f4a7c15ULL);
+  return static_cast<double>(bits >> 11) * 0x1.0p-53;
+}
 
 void EndpointRouter::SetFleet(const std::string& endpoint, std::vector<VariantFleet> variants) {
   auto fleet = std::make_shared<Fleet>();
   std::shared_ptr<const Fleet> replaced;  // released after the lock: it may close connections
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   for (VariantFleet& v : variants) {
     auto variant = std::make_unique<Fleet::Variant>();
     variant->name = std::move(v.name);
@@ -80,8 +121,8 @@ void EndpointRouter::SetFleet(const std::string& endpoint, std::vector<VariantFl
 }
 
 void EndpointRouter::Remove(const std::string& endpoint) {
-  std::shared_ptr<const Fleet> removed;
-  std::lock_guard lock(mu_);
+  std::shared_ptr<const Fleet> removed;  // released after the lock
+  std::unique_lock lock(mu_);
   if (auto it = fleets_.find(endpoint); it != fleets_.end()) {
     removed = std::move(it->second);
     fleets_.erase(it);
@@ -90,12 +131,20 @@ void EndpointRouter::Remove(const std::string& endpoint) {
 }
 
 bool EndpointRouter::Has(const std::string& endpoint) const {
-  std::lock_guard lock(mu_);
+  std::shared_lock lock(mu_);
   return fleets_.contains(endpoint);
 }
 
+bool EndpointRouter::Reachable(const std::string& instance_id) const {
+  std::shared_lock lock(mu_);
+  // Fleets own their instances and requests own their fleet: the instance lives exactly as
+  // long as something may still send to it.
+  auto it = instances_.find(instance_id);
+  return it != instances_.end() && !it->second.expired();
+}
+
 int EndpointRouter::InFlight(const std::string& instance_id) const {
-  std::lock_guard lock(mu_);
+  std::shared_lock lock(mu_);
   auto it = instances_.find(instance_id);
   if (it == instances_.end()) return 0;
   std::shared_ptr<Instance> instance = it->second.lock();
@@ -104,18 +153,20 @@ int EndpointRouter::InFlight(const std::string& instance_id) const {
 
 Result<InvocationResult> EndpointRouter::Invoke(const Invocation& invocation) {
   const auto deadline = steady_clock::now() + invocation.timeout;
+  // The fleet (and its instances) stays alive for this request, whatever SetFleet does
+  // meanwhile.
   std::shared_ptr<const Fleet> fleet;
-  double draw = 0;
   {
-    std::lock_guard lock(mu_);
+    std::shared_lock lock(mu_);
     auto it = fleets_.find(invocation.endpoint);
     if (it == fleets_.end()) {
       return NotFound("no fleet for endpoint " + invocation.endpoint);
     }
     fleet = it->second;
-    if (invocation.target_variant.empty() && fleet->total_weight > 0) {
-      draw = std::uniform_real_distribution<double>(0, fleet->total_weight)(rng_);
-    }
+  }
+  double draw = 0;
+  if (invocation.target_variant.empty() && fleet->total_weight > 0) {
+    draw = NextDraw() * fleet->total_weight;
   }
 
   Fleet::Variant* variant = nullptr;
@@ -147,7 +198,7 @@ Result<InvocationResult> EndpointRouter::Invoke(const Invocation& invocation) {
                        " has no instances");
   }
   const std::size_t start = variant->next.fetch_add(1, std::memory_order_relaxed) % n;
-  std::vector<bool> tried(n, false);
+  TriedSet tried(n);
   Status last;
   for (std::size_t attempt = 0; attempt < n; ++attempt) {
     // The untried instance with the fewest requests in flight, first in rotation order.
@@ -155,14 +206,14 @@ Result<InvocationResult> EndpointRouter::Invoke(const Invocation& invocation) {
     int fewest = 0;
     for (std::size_t i = 0; i < n; ++i) {
       const std::size_t k = (start + i) % n;
-      if (tried[k]) continue;
+      if (tried.contains(k)) continue;
       const int busy = variant->instances[k]->in_flight.load();
       if (chosen == n || busy < fewest) {
         chosen = k;
         fewest = busy;
       }
     }
-    tried[chosen] = true;
+    tried.insert(chosen);
     Instance& instance = *variant->instances[chosen];
 
     const auto left = std::chrono::duration_cast<milliseconds>(deadline - steady_clock::now());

@@ -17,15 +17,19 @@
 // and in-flight count, so a swap keeps warm connections and InFlight sees requests of every
 // fleet. (An id listed at another host:port than before is taken as a new instance.)
 //
+// Invoke only reads shared state (a reader lock, held for a map lookup) and draws variants
+// from a counter-based generator, so concurrent requests do not queue behind each other.
+//
 // Thread safety: thread safe; Invoke runs concurrently with SetFleet and Remove.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <random>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -62,7 +66,8 @@ struct InvocationResult {
 class EndpointRouter {
  public:
   // Variants are drawn with a generator seeded from std::random_device, or from `seed` (tests
-  // that count where requests went).
+  // that count where requests went: the same seed and the same sequence of calls draw the
+  // same variants).
   EndpointRouter();
   explicit EndpointRouter(std::uint64_t seed);
   ~EndpointRouter();
@@ -76,8 +81,13 @@ class EndpointRouter {
   bool Has(const std::string& endpoint) const;
 
   // Requests being sent to or answered by the instance `instance_id` right now (0 when it is
-  // unknown): a controller drains an old fleet by waiting for this to reach 0.
+  // unknown).
   int InFlight(const std::string& instance_id) const;
+  // False once no request can reach the instance any more: no published fleet lists it and
+  // no request holds a fleet that does (a request takes its fleet before it counts itself
+  // in flight, so InFlight alone can read 0 for a request about to be sent). A controller
+  // drains an instance it took out of the fleet by waiting for this to turn false.
+  bool Reachable(const std::string& instance_id) const;
 
   // NotFound: no fleet for the endpoint. InvalidArgument: the target variant is not one of
   // the endpoint's. Unavailable: no instance of the variant accepted the request (or it has
@@ -88,10 +98,17 @@ class EndpointRouter {
  private:
   struct Instance;  // connection pool + in-flight count, shared by fleets
   struct Fleet;
-  mutable std::mutex mu_;
-  std::map<std::string, std::shared_ptr<const Fleet>> fleets_;       // GUARDED_BY(mu_)
-  std::map<std::string, std::weak_ptr<Instance>> instances_;         // GUARDED_BY(mu_)
-  std::mt19937_64 rng_;                                              // GUARDED_BY(mu_)
+
+  // A number in [0, 1), the next of the generator's sequence.
+  double NextDraw();
+
+  // Shared by Invoke, Has and InFlight; exclusive for SetFleet and Remove. (Not a spin lock:
+  // on a busy machine a preempted holder must not make the others spin.)
+  mutable std::shared_mutex mu_;
+  std::map<std::string, std::shared_ptr<const Fleet>> fleets_;  // GUARDED_BY(mu_)
+  std::map<std::string, std::weak_ptr<Instance>> instances_;    // GUARDED_BY(mu_)
+  const std::uint64_t seed_;
+  std::atomic<std::uint64_t> draws_{0};
 };
 
 }  // namespace hearth::serving

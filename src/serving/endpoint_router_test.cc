@@ -321,6 +321,8 @@ TEST(EndpointRouter, SwappingFleetsUnderLoadFailsNoRequest) {
   blue.WaitHeld(1);
   router.SetFleet("ep", green_fleet);
   EXPECT_EQ(router.InFlight("ep/V/blue"), 1);  // no fleet lists it; its request is still seen
+  EXPECT_TRUE(router.Reachable("ep/V/blue"));  // the held request still owns the old fleet
+  EXPECT_TRUE(router.Reachable("ep/V/green"));
 
   std::atomic<int> done{0}, failed{0};
   std::atomic<bool> stop{false};
@@ -335,8 +337,11 @@ TEST(EndpointRouter, SwappingFleetsUnderLoadFailsNoRequest) {
   }
   blue.Release();
   held.join();
+  // 2000 requests while the fleets swap back and forth (counted from here: the clients may
+  // have done many already).
+  const int before = done.load();
   int swaps = 0;
-  while (done < 2000) {
+  while (done < before + 2000) {
     router.SetFleet("ep", swaps++ % 2 == 0 ? blue_fleet : green_fleet);
   }
   stop = true;
@@ -346,6 +351,11 @@ TEST(EndpointRouter, SwappingFleetsUnderLoadFailsNoRequest) {
   EXPECT_GT(blue.requests(), 1);
   EXPECT_GT(green.requests(), 0);
   EXPECT_EQ(router.InFlight("ep/V/blue") + router.InFlight("ep/V/green"), 0);
+  // Once green is published and nothing holds a blue fleet any more, blue can be stopped.
+  router.SetFleet("ep", green_fleet);
+  EXPECT_FALSE(router.Reachable("ep/V/blue"));
+  EXPECT_TRUE(router.Reachable("ep/V/green"));
+  EXPECT_FALSE(router.Reachable("unknown"));
 }
 
 TEST(EndpointRouter, RemovedOrUnknownEndpointsAreNotFound) {

@@ -34,7 +34,11 @@ std::string EnvOr(const char* name, std::string_view fallback) {
 
 // Under batch transform (SAGEMAKER_BATCH=true) answers keep one line per record so that the
 // platform can split them back, whatever the realtime shape is.
-bool InBatchTransform() { return EnvOr("SAGEMAKER_BATCH", "") == "true"; }
+// Read once: the environment is the process's, fixed at its start.
+bool InBatchTransform() {
+  static const bool batch = EnvOr("SAGEMAKER_BATCH", "") == "true";
+  return batch;
+}
 
 std::size_t PayloadLimitBytes() {
   std::string mb = EnvOr("SAGEMAKER_MAX_PAYLOAD_IN_MB", "");
@@ -88,9 +92,16 @@ http::Response InvocationHandler::Invoke(http::Request& request) const {
       data::ParseAccept(request.headers.GetOr("accept", ""), algorithm_.default_accept());
   if (!format.ok()) return Text(406, format.status().message());
 
-  auto body = request.body.ReadAll();
-  if (!body.ok()) return Text(500, body.status().message());
-  auto reader = data::OpenMemoryReader(*body, *type);
+  // An in-memory body is parsed where it lies; a spooled one is read first.
+  std::string_view payload = request.body.in_memory();
+  std::string spooled;
+  if (request.body.spooled()) {
+    auto all = request.body.ReadAll();
+    if (!all.ok()) return Text(500, all.status().message());
+    spooled = std::move(all).value();
+    payload = spooled;
+  }
+  auto reader = data::OpenMemoryReader(payload, *type);
   if (!reader.ok()) return Text(400, reader.status().message());
   auto rows = data::ReadAll(**reader);
   if (!rows.ok()) return Text(400, rows.status().message());
