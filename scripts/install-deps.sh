@@ -20,6 +20,8 @@ packages=(
   python3 python3-boto3 python3-pytest python3-sklearn python3-numpy python3-protobuf awscli
   # what the Python SDK (python/) uses when present, and pip to install it
   python3-pandas python3-matplotlib python3-pip
+  # notebook instances: Jupyter, its kernel, and what tests drive it with
+  jupyter-notebook python3-ipykernel python3-nbconvert python3-websocket
   # peers and data for bench/ (numpy on OpenBLAS, not the reference BLAS)
   python3-xgboost liblinear-tools libopenblas0-pthread dataset-fashion-mnist
   # HTTP load generator and the serving peers for bench/invoke_latency.py

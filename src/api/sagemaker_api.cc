@@ -5,7 +5,7 @@ namespace hearth::api {
 std::unique_ptr<JsonProtocolService> MakeSageMakerService(
     control::TrainingJobController& training, control::ModelController& models,
     control::EndpointConfigController& endpoint_configs, control::EndpointController& endpoints,
-    control::TransformJobController& transforms) {
+    control::TransformJobController& transforms, control::NotebookInstanceController& notebooks) {
   using nlohmann::json;
   std::map<std::string, OperationHandler> ops = {
       {"CreateTrainingJob", [&](const json& in) { return training.Create(in); }},
@@ -29,6 +29,14 @@ std::unique_ptr<JsonProtocolService> MakeSageMakerService(
       {"DescribeTransformJob", [&](const json& in) { return transforms.Describe(in); }},
       {"ListTransformJobs", [&](const json& in) { return transforms.List(in); }},
       {"StopTransformJob", [&](const json& in) { return transforms.Stop(in); }},
+      {"CreateNotebookInstance", [&](const json& in) { return notebooks.Create(in); }},
+      {"DescribeNotebookInstance", [&](const json& in) { return notebooks.Describe(in); }},
+      {"ListNotebookInstances", [&](const json& in) { return notebooks.List(in); }},
+      {"StopNotebookInstance", [&](const json& in) { return notebooks.Stop(in); }},
+      {"StartNotebookInstance", [&](const json& in) { return notebooks.Start(in); }},
+      {"DeleteNotebookInstance", [&](const json& in) { return notebooks.Delete(in); }},
+      {"CreatePresignedNotebookInstanceUrl",
+       [&](const json& in) { return notebooks.CreatePresignedUrl(in); }},
   };
   return std::make_unique<JsonProtocolService>("SageMaker", ServiceModel::SageMaker(),
                                                std::move(ops));

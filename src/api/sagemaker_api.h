@@ -7,6 +7,7 @@
 #include "control/endpoint_configs.h"
 #include "control/endpoints.h"
 #include "control/models.h"
+#include "control/notebook_instances.h"
 #include "control/training_jobs.h"
 #include "control/transform_jobs.h"
 
@@ -16,6 +17,6 @@ namespace hearth::api {
 std::unique_ptr<JsonProtocolService> MakeSageMakerService(
     control::TrainingJobController& training, control::ModelController& models,
     control::EndpointConfigController& endpoint_configs, control::EndpointController& endpoints,
-    control::TransformJobController& transforms);
+    control::TransformJobController& transforms, control::NotebookInstanceController& notebooks);
 
 }  // namespace hearth::api

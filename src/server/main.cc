@@ -1,5 +1,6 @@
 // `hearth`: the one binary.
 //   hearth server [--listen 127.0.0.1:7070] [--data-dir DIR] [--max-training-instances N]
+//                 [--sdk-path DIR]
 //                                                               the platform
 //   hearth image register NAME DIR [--data-dir DIR]            register a bring-your-own image
 //   hearth image list [--data-dir DIR]
@@ -27,6 +28,7 @@
 #include "control/endpoints.h"
 #include "control/image_registry.h"
 #include "control/models.h"
+#include "control/notebook_instances.h"
 #include "control/training_jobs.h"
 #include "control/transform_jobs.h"
 #include "http/http_server.h"
@@ -105,6 +107,8 @@ struct ServerFlags {
   std::string listen = "127.0.0.1:7070";
   fs::path data_dir = "data";
   int max_training_instances = 64;
+  // Put on notebook instances' PYTHONPATH: where the `hearth` Python SDK is.
+  fs::path sdk_dir = control::DefaultSdkDir();
 };
 
 int RunServer(const ServerFlags& flags) {
@@ -149,8 +153,18 @@ int RunServer(const ServerFlags& flags) {
                                              *stores->metadata, *stores->logs, **objects, runtime,
                                              images);
 
-  auto sagemaker =
-      api::MakeSageMakerService(training, models, endpoint_configs, endpoints, transforms);
+  // Notebook instances: Jupyter servers whose notebooks call this server (SetServerUrl below).
+  fs::create_directories(data_dir / "notebooks", ec);
+  if (!fs::is_directory(flags.sdk_dir, ec)) {
+    spdlog::warn("--sdk-path {} is not a directory: `import hearth` will fail in notebooks",
+                 flags.sdk_dir.string());
+  }
+  control::NotebookInstanceController notebooks(
+      {.notebooks_dir = data_dir / "notebooks", .sdk_dir = flags.sdk_dir}, *stores->metadata,
+      *stores->logs, runtime);
+
+  auto sagemaker = api::MakeSageMakerService(training, models, endpoint_configs, endpoints,
+                                             transforms, notebooks);
   metadata::LogStore& log_store = *stores->logs;
   std::map<std::string, api::OperationHandler> log_ops;
   for (const char* op :
@@ -170,12 +184,14 @@ int RunServer(const ServerFlags& flags) {
   if (Status s = training.Recover(); !s.ok()) return Fail(s);
   if (Status s = endpoints.Recover(); !s.ok()) return Fail(s);
   if (Status s = transforms.Recover(); !s.ok()) return Fail(s);
+  if (Status s = notebooks.Recover(); !s.ok()) return Fail(s);
 
   auto http_server = http::HttpServer::Start(
       {.listen = listen, .spool_dir = data_dir / "tmp"},
       {.precheck = [&router](const http::Request& r) { return router.Precheck(r); },
        .handle = [&router](http::Request& r) { return router.Handle(r); }});
   if (!http_server.ok()) return Fail(http_server.status());
+  notebooks.SetServerUrl("http://" + (*http_server)->address());
 
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
@@ -206,6 +222,10 @@ int main(int argc, char** argv) {
       ->add_option("--max-training-instances", max_training_instances,
                    "training hosts that may run at once, over all jobs")
       ->check(CLI::PositiveNumber);
+  std::string sdk_path = ServerFlags{}.sdk_dir.string();
+  server->add_option("--sdk-path", sdk_path,
+                     "directory of the `hearth` Python SDK, put on notebook instances' "
+                     "PYTHONPATH (default: this source tree's python/)");
 
   auto* image = app.add_subcommand("image", "Manage bring-your-own images");
   image->require_subcommand(1);
@@ -240,8 +260,10 @@ int main(int argc, char** argv) {
   }
 
   if (server->parsed()) {
-    return RunServer(
-        {.listen = listen, .data_dir = data_dir, .max_training_instances = max_training_instances});
+    return RunServer({.listen = listen,
+                      .data_dir = data_dir,
+                      .max_training_instances = max_training_instances,
+                      .sdk_dir = sdk_path});
   }
   auto stores = OpenStores(data_dir);
   if (!stores.ok()) return Fail(stores.status());
