@@ -79,6 +79,10 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
 ')SH";
 
+// Prepended to a serve script: it starts only once the file "go" appears beside it (in the
+// image's directory, which the test controls), so a test sees the state before it deterministically.
+constexpr char kWaitForGo[] = "while [ ! -e \"$(dirname \"$0\")/go\" ]; do sleep 0.02; done\n";
+
 // Real components throughout: SQLite stores, a LocalObjectStore, instances run by the real
 // hearth-supervisor (under bubblewrap where usable) and a real EndpointRouter.
 class EndpointControllerTest : public ::testing::Test {
@@ -653,8 +657,9 @@ TEST_F(EndpointControllerTest, UpdateMovesTrafficToTheNewFleetOnceHealthyWithout
   ASSERT_EQ(WaitSettled("bg")["EndpointStatus"], "InService");
   const std::set<std::string> blue_ids = InstanceIds(Internal("bg")["instances"]);
   const std::string blue_dir = Internal("bg")["instances"][0]["dir"];
-  // The green model's server takes a while to start, so that the update is seen Updating.
-  ModelAndConfig("green", Image("green", "sleep 1\n" + std::string(kHealthyServe)));
+  // The green model's server starts only when the test says, so that the update is seen
+  // Updating first.
+  ModelAndConfig("green", Image("green", kWaitForGo + std::string(kHealthyServe)));
 
   std::atomic<bool> stop{false};
   std::atomic<int> calls{0}, failures{0};
@@ -683,6 +688,7 @@ TEST_F(EndpointControllerTest, UpdateMovesTrafficToTheNewFleetOnceHealthyWithout
   ASSERT_FALSE(again.ok());
   EXPECT_NE(again.status().message().find("Cannot update in-progress endpoint"),
             std::string::npos);
+  std::ofstream(root_ / "images" / "green" / "go") << "";
 
   json doc;
   ASSERT_TRUE(WaitFor(
@@ -759,7 +765,7 @@ TEST_F(EndpointControllerTest, AnUpdateInterruptedByARestartStartsOverAndComplet
       controller_->Create({{"EndpointName", "ur"}, {"EndpointConfigName", "before"}}).ok());
   ASSERT_EQ(WaitSettled("ur")["EndpointStatus"], "InService");
   const std::set<std::string> live_ids = InstanceIds(Internal("ur")["instances"]);
-  ModelAndConfig("after", Image("after", "sleep 1\n" + std::string(kHealthyServe)));
+  ModelAndConfig("after", Image("after", kWaitForGo + std::string(kHealthyServe)));
   ASSERT_TRUE(controller_->Update({{"EndpointName", "ur"}, {"EndpointConfigName", "after"}}).ok());
   // The server goes away while the new instance starts.
   ASSERT_TRUE(WaitFor([&] { return Internal("ur")["instances"].size() == 2; }));
@@ -771,6 +777,8 @@ TEST_F(EndpointControllerTest, AnUpdateInterruptedByARestartStartsOverAndComplet
   ASSERT_TRUE(controller_->Recover().ok());
   // The live fleet serves again at once, and the update completes on a new instance.
   ASSERT_TRUE(WaitFor([&] { return router_->Has("ur"); }));
+  EXPECT_EQ(Describe("ur")["EndpointStatus"], "Updating");
+  std::ofstream(root_ / "images" / "after" / "go") << "";
   json doc;
   ASSERT_TRUE(WaitFor(
       [&] {

@@ -308,9 +308,10 @@ def test_killed_instance_is_replaced_while_in_service(server, sm, logs, tmp_path
     sm.get_waiter("endpoint_deleted").wait(EndpointName="repaired", WaiterConfig=FAST)
 
 
-# ECHO_SERVE that answers "green-<port>:..." and starts a second late, so that the update is
-# seen Updating while the old fleet serves.
-GREEN_SERVE = "sleep 1\n" + ECHO_SERVE.replace('b"%d:" % port', 'b"green-%d:" % port')
+# ECHO_SERVE that answers "green-<port>:..." and starts only once the file "go" appears in its
+# image directory, so that the test sees the update Updating while the old fleet serves.
+GREEN_SERVE = ('while [ ! -e "$(dirname "$0")/go" ]; do sleep 0.02; done\n' +
+               ECHO_SERVE.replace('b"%d:" % port', 'b"green-%d:" % port'))
 
 
 def test_update_endpoint_blue_green_under_load(server, sm, tmp_path):
@@ -355,6 +356,7 @@ def test_update_endpoint_blue_green_under_load(server, sm, tmp_path):
             sm.update_endpoint(EndpointName="bg", EndpointConfigName="bg-green")
         assert e.value.response["Error"]["Message"] == \
             f'Cannot update in-progress endpoint "{ARN_PREFIX}:endpoint/bg".'
+        (tmp_path / "images" / "green-serve" / "go").write_text("")
         sm.get_waiter("endpoint_in_service").wait(EndpointName="bg", WaiterConfig=FAST)
         switched = len(answers)
         wait_for(lambda: len(answers) >= switched + 40, what="invocations after the update")
