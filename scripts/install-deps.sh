@@ -23,7 +23,7 @@ packages=(
   # notebook instances: Jupyter, its kernel, and what tests drive it with
   jupyter-notebook python3-ipykernel python3-nbconvert python3-websocket
   # peers and data for bench/ (numpy on OpenBLAS, not the reference BLAS)
-  python3-xgboost liblinear-tools libopenblas0-pthread dataset-fashion-mnist
+  python3-xgboost liblinear-tools libopenblas0-pthread dataset-fashion-mnist python3-optuna
   # HTTP load generator and the serving peers for bench/invoke_latency.py
   wrk gunicorn python3-flask nginx-light
   # tools the tests use
