@@ -34,6 +34,7 @@ bench: build
 		/usr/bin/python3 bench/algorithms.py
 	HEARTH_BUILD_DIR=$(abspath $(BUILD_DIR)) /usr/bin/python3 bench/invoke_latency.py
 	HEARTH_BUILD_DIR=$(abspath $(BUILD_DIR)) /usr/bin/python3 bench/batch_transform.py
+	HEARTH_BUILD_DIR=$(abspath $(BUILD_DIR)) /usr/bin/python3 bench/tuning_strategies.py
 
 clean:
 	rm -rf $(BUILD_DIR)
