@@ -5,7 +5,8 @@ namespace hearth::api {
 std::unique_ptr<JsonProtocolService> MakeSageMakerService(
     control::TrainingJobController& training, control::ModelController& models,
     control::EndpointConfigController& endpoint_configs, control::EndpointController& endpoints,
-    control::TransformJobController& transforms, control::NotebookInstanceController& notebooks) {
+    control::TransformJobController& transforms, control::NotebookInstanceController& notebooks,
+    control::HyperParameterTuningJobController& tuning) {
   using nlohmann::json;
   std::map<std::string, OperationHandler> ops = {
       {"CreateTrainingJob", [&](const json& in) { return training.Create(in); }},
@@ -37,6 +38,12 @@ std::unique_ptr<JsonProtocolService> MakeSageMakerService(
       {"DeleteNotebookInstance", [&](const json& in) { return notebooks.Delete(in); }},
       {"CreatePresignedNotebookInstanceUrl",
        [&](const json& in) { return notebooks.CreatePresignedUrl(in); }},
+      {"CreateHyperParameterTuningJob", [&](const json& in) { return tuning.Create(in); }},
+      {"DescribeHyperParameterTuningJob", [&](const json& in) { return tuning.Describe(in); }},
+      {"ListHyperParameterTuningJobs", [&](const json& in) { return tuning.List(in); }},
+      {"ListTrainingJobsForHyperParameterTuningJob",
+       [&](const json& in) { return tuning.ListTrainingJobs(in); }},
+      {"StopHyperParameterTuningJob", [&](const json& in) { return tuning.Stop(in); }},
   };
   return std::make_unique<JsonProtocolService>("SageMaker", ServiceModel::SageMaker(),
                                                std::move(ops));

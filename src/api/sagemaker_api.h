@@ -10,6 +10,7 @@
 #include "control/notebook_instances.h"
 #include "control/training_jobs.h"
 #include "control/transform_jobs.h"
+#include "control/tuning_jobs.h"
 
 namespace hearth::api {
 
@@ -17,6 +18,7 @@ namespace hearth::api {
 std::unique_ptr<JsonProtocolService> MakeSageMakerService(
     control::TrainingJobController& training, control::ModelController& models,
     control::EndpointConfigController& endpoint_configs, control::EndpointController& endpoints,
-    control::TransformJobController& transforms, control::NotebookInstanceController& notebooks);
+    control::TransformJobController& transforms, control::NotebookInstanceController& notebooks,
+    control::HyperParameterTuningJobController& tuning);
 
 }  // namespace hearth::api

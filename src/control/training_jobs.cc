@@ -688,6 +688,11 @@ void TrainingJobController::StartRunner(const std::string& name) {
 }
 
 Result<json> TrainingJobController::Create(const json& request) {
+  return CreateForTuningJob(request, "");
+}
+
+Result<json> TrainingJobController::CreateForTuningJob(const json& request,
+                                                       const std::string& tuning_job_arn) {
   const std::string name = request.value("TrainingJobName", "");
   // Checks the service model cannot express.
   if (!request.contains("AlgorithmSpecification")) {
@@ -780,6 +785,7 @@ Result<json> TrainingJobController::Create(const json& request) {
   json doc = request;
   doc.erase("Tags");
   doc["TrainingJobArn"] = r.arn;
+  if (!tuning_job_arn.empty()) doc["TuningJobArn"] = tuning_job_arn;
   doc["TrainingJobStatus"] = "InProgress";
   doc["CreationTime"] = ToEpochSeconds(now);
   doc["LastModifiedTime"] = ToEpochSeconds(now);

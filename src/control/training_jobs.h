@@ -83,6 +83,10 @@ class TrainingJobController {
   // Each takes the operation's input (already validated against the service model) and
   // returns its output document.
   Result<nlohmann::json> Create(const nlohmann::json& request);
+  // A training job launched by a hyperparameter tuning job: as Create, and its Describe shows
+  // `tuning_job_arn` as TuningJobArn (not a member of the public request).
+  Result<nlohmann::json> CreateForTuningJob(const nlohmann::json& request,
+                                            const std::string& tuning_job_arn);
   Result<nlohmann::json> Describe(const nlohmann::json& request);
   Result<nlohmann::json> List(const nlohmann::json& request);
   Result<nlohmann::json> Stop(const nlohmann::json& request);

@@ -31,6 +31,7 @@
 #include "control/notebook_instances.h"
 #include "control/training_jobs.h"
 #include "control/transform_jobs.h"
+#include "control/tuning_jobs.h"
 #include "http/http_server.h"
 #include "metadata/sqlite_metadata_store.h"
 #include "runtime/host_process.h"
@@ -163,8 +164,12 @@ int RunServer(const ServerFlags& flags) {
       {.notebooks_dir = data_dir / "notebooks", .sdk_dir = flags.sdk_dir}, *stores->metadata,
       *stores->logs, runtime);
 
+  // Hyperparameter tuning jobs run their children through the training controller.
+  control::HyperParameterTuningJobController tuning({}, *stores->metadata, *stores->logs, images,
+                                                    training);
+
   auto sagemaker = api::MakeSageMakerService(training, models, endpoint_configs, endpoints,
-                                             transforms, notebooks);
+                                             transforms, notebooks, tuning);
   metadata::LogStore& log_store = *stores->logs;
   std::map<std::string, api::OperationHandler> log_ops;
   for (const char* op :
@@ -182,6 +187,7 @@ int RunServer(const ServerFlags& flags) {
                         [](const http::Request&) { return Status::Ok(); });
 
   if (Status s = training.Recover(); !s.ok()) return Fail(s);
+  if (Status s = tuning.Recover(); !s.ok()) return Fail(s);
   if (Status s = endpoints.Recover(); !s.ok()) return Fail(s);
   if (Status s = transforms.Recover(); !s.ok()) return Fail(s);
   if (Status s = notebooks.Recover(); !s.ok()) return Fail(s);
