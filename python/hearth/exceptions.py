@@ -14,6 +14,7 @@ catches them all, and the subclasses say what kind of failure it was:
       UnexpectedStatus              a job or endpoint ended in a state other than the one waited for
         TrainingJobFailed
         TransformJobFailed
+        TuningJobFailed
         EndpointFailed
 """
 from __future__ import annotations
@@ -109,6 +110,16 @@ class TransformJobFailed(UnexpectedStatus):
     """A batch transform job ended Failed; `reason` is its FailureReason."""
 
     kind = "transform job"
+
+    @property
+    def job_name(self) -> str:
+        return self.name
+
+
+class TuningJobFailed(UnexpectedStatus):
+    """A hyperparameter tuning job ended Failed; `reason` is its FailureReason."""
+
+    kind = "hyperparameter tuning job"
 
     @property
     def job_name(self) -> str:

@@ -53,22 +53,25 @@ def base_name_from_image(image: str) -> str:
     return cleaned or "job"
 
 
-def timestamp() -> str:
-    """UTC now as the sagemaker SDK stamps names: 2024-05-01-12-30-45-123."""
+def timestamp(short: bool = False) -> str:
+    """UTC now as the sagemaker SDK stamps names: 2024-05-01-12-30-45-123, or 240501-123045-123
+    where names are short (tuning jobs: 32 characters)."""
     moment = time.time()
     millis = int((moment % 1) * 1000)
-    return time.strftime(f"%Y-%m-%d-%H-%M-%S-{millis:03d}", time.gmtime(moment))
+    pattern = "%y%m%d-%H%M%S" if short else "%Y-%m-%d-%H-%M-%S"
+    return time.strftime(f"{pattern}-{millis:03d}", time.gmtime(moment))
 
 
 _issued: set = set()
 
 
-def name_from_base(base: str, max_length: int = 63) -> str:
-    """`base` plus a timestamp, at most `max_length` characters (SageMaker's name limit).
-    Never the same name twice in one process, however fast the calls come."""
+def name_from_base(base: str, max_length: int = 63, short: bool = False) -> str:
+    """`base` plus a timestamp (a short one if `short`), at most `max_length` characters
+    (SageMaker's name limit). Never the same name twice in one process, however fast the calls
+    come."""
     while True:
-        stamp = timestamp()
-        name = f"{base[:max_length - len(stamp) - 1]}-{stamp}"
+        stamp = timestamp(short)
+        name = f"{base[:max_length - len(stamp) - 1].rstrip('-')}-{stamp}"
         if name not in _issued:
             _issued.add(name)
             return name

@@ -3,7 +3,8 @@ byte (RecordIO-protobuf decoded with the protobuf module, and equal to what the 
 writer produces), Estimator.fit of linear-learner and XGBoost with their log lines streamed
 while the job runs, metrics parsed from the logs and plotted, a failing job raising with its
 reason, deploy and predict with every serializer and deserializer, attaching to jobs and
-endpoints, batch transform, deletion, and the errors the SDK raises.
+endpoints, batch transform, hyperparameter tuning (progress, analytics DataFrame, best job,
+attach, warm start, stop), deletion, and the errors the SDK raises.
 
 Run by Debian's /usr/bin/python3 (numpy, pandas, matplotlib, protobuf).
 """
@@ -587,5 +588,132 @@ def test_errors_carry_the_service_code_and_message(server, sess):
         hearth.Session(f"http://127.0.0.1:{free_port()}").call("sagemaker", "list_models")
     with pytest.raises(ValueError, match="fit"):
         hearth.Estimator("linear-learner", session=sess).model_data
-    with pytest.raises(NotImplementedError, match="tuning"):
-        hearth.HyperparameterTuner()
+    with pytest.raises(ValueError, match="min_value 2 is greater than max_value 1"):
+        hearth.IntegerParameter(2, 1)
+    with pytest.raises(TypeError, match=r"hyperparameter_ranges\['eta'\] must be"):
+        hearth.HyperparameterTuner(hearth.Estimator("xgboost", session=sess), "validation:auc",
+                                   {"eta": (0.1, 0.2)})
+
+
+# --- hyperparameter tuning -------------------------------------------------------------------
+
+
+def linear_learner_tuner(sess, X, y, **kwargs):
+    """A tuner of linear-learner's learning_rate (log scale), mini_batch_size and loss on the
+    binary data, maximising validation accuracy; `kwargs` override the tuner's settings."""
+    train = sess.upload_numpy(X[:400], y[:400], "s3://tune/train/")
+    val = sess.upload_numpy(X[400:500], y[400:500], "s3://tune/validation/", format="csv")
+    est = hearth.Estimator("linear-learner", hyperparameters={
+        "predictor_type": "binary_classifier", "epochs": 3, "learning_rate": 0.5},
+        session=sess)
+    settings = dict(strategy="Random", max_jobs=4, max_parallel_jobs=2)
+    settings.update(kwargs)
+    tuner = hearth.HyperparameterTuner(
+        est, "validation:binary_classification_accuracy",
+        {"learning_rate": hearth.ContinuousParameter(1e-4, 1e-1, "Logarithmic"),
+         "mini_batch_size": hearth.IntegerParameter(10, 100),
+         "loss": hearth.CategoricalParameter(["logistic", "hinge_loss"])},
+        **settings)
+    return tuner, {"train": train, "validation": val}
+
+
+def test_tuner_runs_trials_and_reports_them_as_a_dataframe(sess, capsys):
+    X, y = binary_data(seed=11)
+    tuner, inputs = linear_learner_tuner(sess, X, y)
+    tuner.fit(inputs)
+
+    name = tuner.latest_tuning_job
+    assert name.startswith("linear-learner-") and len(name) <= 32
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"Created hyperparameter tuning job {name}"
+    assert any(f"{name} Completed: 4/4 finished, 0 running, best "
+               "validation:binary_classification_accuracy" in line for line in out), out
+
+    desc = tuner.describe()
+    assert desc["HyperParameterTuningJobStatus"] == "Completed"
+    config = desc["HyperParameterTuningJobConfig"]
+    assert config["Strategy"] == "Random"
+    assert config["ResourceLimits"]["MaxParallelTrainingJobs"] == 2
+    assert config["ParameterRanges"]["ContinuousParameterRanges"] == [
+        {"Name": "learning_rate", "MinValue": "0.0001", "MaxValue": "0.1",
+         "ScalingType": "Logarithmic"}]
+    # The tuned hyperparameter is left out of the static ones the estimator had.
+    static = desc["TrainingJobDefinition"]["StaticHyperParameters"]
+    assert static["predictor_type"] == "binary_classifier" and static["epochs"] == "3"
+    assert "learning_rate" not in static
+
+    frame = tuner.analytics().dataframe()
+    assert len(frame) == 4
+    assert {"learning_rate", "mini_batch_size", "loss", "TrainingJobName", "TrainingJobStatus",
+            "FinalObjectiveValue", "TrainingStartTime", "TrainingEndTime",
+            "TrainingElapsedTimeSeconds"} <= set(frame.columns)
+    assert (frame["TrainingJobStatus"] == "Completed").all()
+    assert frame["learning_rate"].between(1e-4, 1e-1).all()
+    assert frame["mini_batch_size"].map(lambda v: isinstance(v, int) and 10 <= v <= 100).all()
+    assert set(frame["loss"]) <= {"logistic", "hinge_loss"}
+    assert (frame["TrainingElapsedTimeSeconds"] >= 0).all()
+    # Each row's objective is that job's own final metric.
+    for row in frame.itertuples():
+        job = hearth.Estimator.attach(row.TrainingJobName, sess)
+        assert job.final_metrics()["validation:binary_classification_accuracy"] == \
+            pytest.approx(row.FinalObjectiveValue)
+        assert float(job.describe()["HyperParameters"]["learning_rate"]) == \
+            pytest.approx(row.learning_rate)
+
+    best = tuner.best_training_job()
+    assert frame.loc[frame["FinalObjectiveValue"].idxmax(), "FinalObjectiveValue"] == \
+        frame.loc[frame["TrainingJobName"] == best, "FinalObjectiveValue"].iloc[0]
+    pred = tuner.deploy(1, "ml.m5.large")
+    assert pred.describe()["EndpointStatus"] == "InService"
+    answer = pred.predict(X[500:520])
+    assert len(answer["predictions"]) == 20
+    pred.delete_endpoint()
+
+
+def test_tuner_attach_warm_start_and_stop(sess):
+    X, y = binary_data(seed=12)
+    tuner, inputs = linear_learner_tuner(sess, X, y, max_jobs=2, max_parallel_jobs=1)
+    tuner.fit(inputs, logs=False)
+
+    attached = hearth.HyperparameterTuner.attach(tuner.latest_tuning_job, sess)
+    assert attached.objective_metric_name == "validation:binary_classification_accuracy"
+    assert attached.hyperparameter_ranges() == tuner.hyperparameter_ranges()
+    assert attached.estimator.hyperparameters() == {"predictor_type": "binary_classifier",
+                                                    "epochs": "3"}
+    assert attached.best_training_job() == tuner.best_training_job()
+
+    # A warm start from the first tuning job: the parent is recorded, and the best job overall
+    # is at least as good as the parent's best.
+    child = attached.identical_dataset_and_algorithm_tuner()
+    child.max_jobs = 2
+    child.fit(inputs, logs=False)
+    desc = child.describe()
+    assert desc["WarmStartConfig"] == {
+        "WarmStartType": "IdenticalDataAndAlgorithm",
+        "ParentHyperParameterTuningJobs": [
+            {"HyperParameterTuningJobName": tuner.latest_tuning_job}]}
+    parent_best = tuner.describe()["BestTrainingJob"][
+        "FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
+    overall = child.describe().get("OverallBestTrainingJob") or child.describe()[
+        "BestTrainingJob"]
+    assert overall["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] >= parent_best
+
+    # Stopped right after it starts: ends Stopped with fewer trials than its budget.
+    long, _ = linear_learner_tuner(sess, X, y, max_jobs=50, max_parallel_jobs=1)
+    long.fit(inputs, wait=False)
+    long.stop_tuning_job()
+    assert long.wait(logs=False)["HyperParameterTuningJobStatus"] == "Stopped"
+    assert len(long.analytics().dataframe()) < 50
+
+
+def test_tuner_errors_name_the_field(sess):
+    X, y = binary_data(seed=13)
+    tuner, inputs = linear_learner_tuner(sess, X, y)
+    tuner._hyperparameter_ranges["learning_rate"] = hearth.ContinuousParameter(
+        0, 0.1, "Logarithmic")
+    with pytest.raises(hearth.ValidationError,
+                       match=r"continuousParameterRanges\.1\.member\.minValue' failed to "
+                             "satisfy constraint: Member must be greater than 0"):
+        tuner.fit(inputs)
+    with pytest.raises(ValueError, match="no tuning job yet"):
+        tuner.best_training_job()
