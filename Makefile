@@ -1,5 +1,6 @@
 # Hearth: two commands on a fresh Debian 12.
-#   make run    install what is needed, build, start the server on 127.0.0.1:7070 (data in ./data)
+#   make run    install what is needed, build, start the server on 127.0.0.1:7070 (data in ./data),
+#               run the quickstart (examples/quickstart.py) against it, keep serving
 #   make test   install what is needed, build, run every test (unit + end-to-end)
 BUILD_DIR ?= build
 LISTEN    ?= 127.0.0.1:7070
@@ -18,7 +19,7 @@ build: configure
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
 
 run: build
-	$(BUILD_DIR)/src/server/hearth server --listen $(LISTEN) --data-dir $(DATA_DIR)
+	@scripts/run.sh $(BUILD_DIR)/src/server/hearth $(LISTEN) $(DATA_DIR)
 
 unit: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)

@@ -30,6 +30,17 @@ def hyperparameter_string(value: Any) -> str:
     return str(value)
 
 
+# What the service adds to a tuning job's trials' hyperparameters (the objective's name), as
+# SageMaker does; not the user's, so not carried over by attach().
+_SERVICE_HYPERPARAMETERS = frozenset({"_tuning_objective_metric"})
+
+
+def user_hyperparameters(hyperparameters: Optional[Mapping[str, str]]) -> Dict[str, str]:
+    """A job's hyperparameters without the ones the service added."""
+    return {k: v for k, v in (hyperparameters or {}).items()
+            if k not in _SERVICE_HYPERPARAMETERS}
+
+
 class TrainingJob:
     """One training job by name: describe(), wait(), stop()."""
 
@@ -362,7 +373,8 @@ class Estimator:
         estimator = cls(spec.get("TrainingImage", ""), d.get("RoleArn"),
                         resources.get("InstanceCount", 1),
                         resources.get("InstanceType", "ml.m5.large"),
-                        hyperparameters=d.get("HyperParameters"), session=session,
+                        hyperparameters=user_hyperparameters(d.get("HyperParameters")),
+                        session=session,
                         volume_size=resources.get("VolumeSizeInGB", 30),
                         max_run=d.get("StoppingCondition", {}).get("MaxRuntimeInSeconds",
                                                                    24 * 60 * 60),

@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 from hearth import images
 from hearth import logs as logs_mod
-from hearth.estimator import Estimator, Inputs, hyperparameter_string
+from hearth.estimator import Estimator, Inputs, hyperparameter_string, user_hyperparameters
 from hearth.exceptions import TuningJobFailed
 from hearth.predictor import Predictor
 from hearth.session import TERMINAL_JOB_STATES, Session
@@ -276,10 +276,10 @@ class HyperparameterTuner:
         while True:
             desc = self.describe()
             status = desc["HyperParameterTuningJobStatus"]
-            line = _progress_line(name, desc)
-            if line != last:
-                say(line)
-                last = line
+            state = _progress(desc)
+            if state != last:
+                say(f"{datetime.datetime.now():%H:%M:%S} {name} {state}")
+                last = state
                 backoff.reset()
             if status in TERMINAL_JOB_STATES:
                 if status == "Failed":
@@ -358,9 +358,7 @@ class HyperparameterTuner:
         config = d["HyperParameterTuningJobConfig"]
         spec = definition.get("AlgorithmSpecification", {})
         resources = definition.get("ResourceConfig", {})
-        # The service adds the objective's name to the static hyperparameters it reports.
-        static = {k: v for k, v in (definition.get("StaticHyperParameters") or {}).items()
-                  if k != "_tuning_objective_metric"}
+        static = user_hyperparameters(definition.get("StaticHyperParameters"))
         estimator = Estimator(
             spec.get("TrainingImage", ""), definition.get("RoleArn"),
             resources.get("InstanceCount", 1), resources.get("InstanceType", "ml.m5.large"),
@@ -393,7 +391,8 @@ class HyperparameterTuner:
         return tuner
 
 
-def _progress_line(name: str, desc: dict) -> str:
+def _progress(desc: dict) -> str:
+    """"<status>: <trials finished>, <running>, <best so far>" of a tuning job."""
     counts = desc.get("TrainingJobStatusCounters", {})
     finished = sum(counts.get(k, 0) for k in ("Completed", "Stopped", "NonRetryableError",
                                               "RetryableError"))
@@ -411,7 +410,7 @@ def _progress_line(name: str, desc: dict) -> str:
         parts.append(f"best {metric['MetricName']} {metric['Value']:.6g} "
                      f"({best['TrainingJobName']})")
     status = desc["HyperParameterTuningJobStatus"]
-    text = f"{datetime.datetime.now():%H:%M:%S} {name} {status}: " + ", ".join(parts)
+    text = f"{status}: " + ", ".join(parts)
     if status == "Failed" and desc.get("FailureReason"):
         text += f" - {desc['FailureReason']}"
     return text

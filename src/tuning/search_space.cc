@@ -379,7 +379,11 @@ double SearchSpace::ToUnit(int i, double value) const {
 
 double SearchSpace::FromUnit(int i, double unit) const {
   const ParameterRange& p = parameters_[i];
-  unit = std::clamp(unit, 0.0, 1.0);
+  // At (or a hair from) an end, the end itself: exp(log(0.5)) is 0.49999999999990874, a value
+  // no user typed, and optimisers often settle exactly on a bound.
+  constexpr double kEnd = 1e-9;
+  if (unit <= kEnd) return p.min_value;
+  if (unit >= 1 - kEnd) return p.max_value;
   const double x = Unwarp(p.scaling, warped_low_[i] + unit * (warped_high_[i] - warped_low_[i]));
   if (p.type == ParameterType::kInteger) {
     return std::clamp(std::round(x), p.min_value, p.max_value);

@@ -208,6 +208,11 @@ TEST(SearchSpace, WarpingPutsTheWarpedMidpointAtOneHalf) {
   // Decoding clamps to the range, whatever the rounding of exp/log at the ends.
   const Configuration ends = space.Decode(std::vector<double>{-0.5, 1.5, 1.0});
   EXPECT_EQ(ends.values, (std::vector<double>{2.0, 1.0, 0.9999}));
+  // An end is the bound as given, not its exp(log()) round trip (0.49999999999990874).
+  const SearchSpace eta = MustCreate({Continuous("eta", 0.01, 0.5, ScalingType::kLogarithmic)});
+  EXPECT_EQ(eta.Decode(std::vector<double>{1.0}).values[0], 0.5);
+  EXPECT_EQ(eta.Decode(std::vector<double>{1 - 1e-12}).values[0], 0.5);
+  EXPECT_EQ(eta.Decode(std::vector<double>{1e-12}).values[0], 0.01);
 }
 
 TEST(SearchSpace, EncodeDecodeRoundTripsAndStaysInRange) {
