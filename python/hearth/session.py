@@ -327,6 +327,21 @@ class Session:
         """The object's content."""
         return self.call("s3", "get_object", Bucket=bucket, Key=key)["Body"].read()
 
+    def download_data(self, path: str, bucket: str, key_prefix: str = "") -> List[str]:
+        """Downloads every object under `key_prefix` into the local directory `path`, keeping
+        the keys' folders below the prefix (as the sagemaker SDK's download_data); a prefix
+        that is one object's whole key lands as that file's name. Returns the local paths."""
+        keys = [k for k in self.list_s3_files(bucket, key_prefix) if not k.endswith("/")]
+        folder = key_prefix[:key_prefix.rfind("/") + 1]
+        written = []
+        for key in keys:
+            local = os.path.join(path, *key[len(folder):].split("/"))
+            os.makedirs(os.path.dirname(local), exist_ok=True)
+            with open(local, "wb") as f:
+                f.write(self.read_s3_bytes(bucket, key))
+            written.append(local)
+        return written
+
     def list_s3_files(self, bucket: str, key_prefix: str) -> List[str]:
         """The keys under `key_prefix`, in order."""
         keys, token = [], None

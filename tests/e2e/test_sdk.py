@@ -209,6 +209,23 @@ def test_upload_numpy_writes_recordio_byte_for_byte_as_the_sagemaker_sdk(sess, s
     assert recordio.numpy_to_recordio(wide, np.ones(3)) == sdk_reference_recordio(wide, np.ones(3))
 
 
+def test_upload_data_and_download_data_round_trip_a_directory(sess, tmp_path):
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.csv").write_bytes(b"1,2\n")
+    (src / "sub" / "b.bin").write_bytes(bytes(range(256)))
+    assert sess.upload_data(str(src), "dl-data", key_prefix="run/1") == "s3://dl-data/run/1"
+    got = sess.download_data(str(tmp_path / "out"), "dl-data", "run/1")
+    assert sorted(os.path.relpath(p, tmp_path / "out") for p in got) == [
+        "1/a.csv", os.path.join("1", "sub", "b.bin")]
+    assert (tmp_path / "out" / "1" / "sub" / "b.bin").read_bytes() == bytes(range(256))
+    # A prefix ending in "/" keeps the folders below it; one object's key is that file.
+    assert sess.download_data(str(tmp_path / "o2"), "dl-data", "run/1/") == [
+        str(tmp_path / "o2" / "a.csv"), str(tmp_path / "o2" / "sub" / "b.bin")]
+    assert sess.download_data(str(tmp_path / "o3"), "dl-data", "run/1/a.csv") == [
+        str(tmp_path / "o3" / "a.csv")]
+
+
 def test_upload_numpy_and_dataframe_as_csv_label_first_without_header(sess, s3):
     X, y = binary_data(rows=40, dim=3)
     X[0, 0] = np.float32(0.1)  # shortest exact form, not 0.10000000149011612
