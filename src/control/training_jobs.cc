@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <fstream>
 #include <set>
+#include <thread>
 
 #include <re2/re2.h>
 #include <signal.h>
@@ -123,6 +125,10 @@ class TrainingJobController::JobRunner {
   Status Transition(const std::string& status, const std::string& secondary,
                     const std::string& message,
                     const std::function<void(metadata::Resource&)>& extra = nullptr);
+  // Kills hosts a previous server launched but never recorded (it stopped between Launch()
+  // and the "Training" record) and waits for their supervisors to record the exit, so that
+  // Prepare() starts from nothing and no stray exit.json lands in the new hosts' state.
+  void EndUnrecordedHosts();
   Status Prepare();
   Status Launch();
   void Monitor();
@@ -246,6 +252,7 @@ void TrainingJobController::JobRunner::Execute() {
       Finish();
       return;
     }
+    EndUnrecordedHosts();
     Status prepared = Prepare();
     if (!prepared.ok()) {
       Fail(prepared.message());
@@ -296,6 +303,24 @@ std::vector<std::string> TrainingJobController::JobRunner::HostNames() const {
   std::vector<std::string> names;
   for (const Host& h : hosts_) names.push_back(h.name);
   return names;
+}
+
+void TrainingJobController::JobRunner::EndUnrecordedHosts() {
+  for (Host& h : hosts_) {
+    auto running = [&] {
+      Result<runtime::HostStatus> st = c_.runtime_.Poll(h.state_dir);
+      return st.ok() && st->state == runtime::HostState::kRunning;
+    };
+    if (!running()) continue;
+    spdlog::warn("training job {}: host {} was launched before a restart but never recorded; "
+                 "killing it before starting over",
+                 name_, h.name);
+    c_.runtime_.Signal(h.state_dir, SIGKILL).IgnoreError();
+    const auto deadline = std::chrono::steady_clock::now() + c_.options_.stop_grace;
+    while (running() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(c_.options_.poll_interval);
+    }
+  }
 }
 
 Status TrainingJobController::JobRunner::Prepare() {

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <functional>
 #include <memory>
 #include <string>
@@ -678,6 +679,53 @@ exit 3)sh");
   EXPECT_NE(doc.value("FailureReason", "").find("ExitCode 3"), std::string::npos);
   EXPECT_EQ(CountLog("orphan", "before restart"), 1);
   EXPECT_EQ(CountLog("orphan", "while down"), 1);
+}
+
+// Supervisors alive for `state_dir` (their command line ends with it).
+int SupervisorsOf(const fs::path& state_dir) {
+  int count = 0;
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string pid = entry.path().filename();
+    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "cmdline");
+    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::ifstream stat_in(entry.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(stat_in)), std::istreambuf_iterator<char>());
+    const bool zombie = stat.find(") Z ") != std::string::npos;
+    if (!zombie && cmdline.find("hearth-supervisor") != std::string::npos &&
+        cmdline.find(state_dir.string()) != std::string::npos) {
+      ++count;
+    }
+  }
+  return count;
+}
+
+TEST_F(TrainingJobControllerTest, RecoverKillsAHostLaunchedButNeverRecorded) {
+  std::string image = Image("gated", R"sh(echo "waiting for the gate"
+while [ ! -e "$SM_INPUT_DIR/gate" ]; do sleep 0.02; done
+echo "through the gate"
+echo trained > "$SM_MODEL_DIR/model.txt")sh");
+  ASSERT_TRUE(controller_->Create(TrainingRequest("unrecorded", image)).ok());
+  ASSERT_TRUE(WaitForLog("unrecorded", "waiting for the gate"));
+  controller_.reset();
+
+  // As if the server died after launching the host but before recording "Training".
+  Result<metadata::Resource> r = store_->Get(TrainingJobController::kKind, "unrecorded");
+  ASSERT_TRUE(r.ok());
+  r->internal["phase"] = "Downloading";
+  ASSERT_TRUE(store_->Update(*r, std::nullopt).ok());
+  const fs::path state_dir = HostDir("unrecorded") / "state";
+  ASSERT_EQ(SupervisorsOf(state_dir), 1);
+
+  controller_ = MakeController();
+  ASSERT_TRUE(controller_->Recover().ok());
+  // The job starts over with one host: the unrecorded one is gone.
+  ASSERT_TRUE(WaitFor([&] { return CountLog("unrecorded", "waiting for the gate") == 2; }));
+  EXPECT_EQ(SupervisorsOf(state_dir), 1);
+  std::ofstream(HostDir("unrecorded") / "ml" / "input" / "gate") << "go\n";
+  json doc = WaitForTerminal("unrecorded");
+  EXPECT_EQ(doc["TrainingJobStatus"], "Completed") << doc.dump(2);
+  EXPECT_EQ(CountLog("unrecorded", "through the gate"), 1);
 }
 
 TEST_F(TrainingJobControllerTest, RecoverLeavesTerminalJobsAlone) {
