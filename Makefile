@@ -36,6 +36,7 @@ bench: build
 	HEARTH_BUILD_DIR=$(abspath $(BUILD_DIR)) /usr/bin/python3 bench/invoke_latency.py
 	HEARTH_BUILD_DIR=$(abspath $(BUILD_DIR)) /usr/bin/python3 bench/batch_transform.py
 	HEARTH_BUILD_DIR=$(abspath $(BUILD_DIR)) /usr/bin/python3 bench/tuning_strategies.py
+	HEARTH_BUILD_DIR=$(abspath $(BUILD_DIR)) /usr/bin/python3 bench/xgboost_tune.py
 
 clean:
 	rm -rf $(BUILD_DIR)

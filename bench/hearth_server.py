@@ -1,8 +1,12 @@
 """The Hearth server as the benchmarks run it: its own data dir, a free loopback port, the
-log kept in the data dir, boto3 clients pointed at it. Shared by bench/*.py."""
+log kept in the data dir, boto3 clients pointed at it; and the facts about the machine and
+build every result file records. Shared by bench/*.py."""
+import datetime
 import os
+import platform
 import socket
 import subprocess
+import sys
 import threading
 import time
 
@@ -60,3 +64,55 @@ class Server:
         return boto3.client(service, endpoint_url=f"http://127.0.0.1:{self.port}",
                             region_name="us-east-1", aws_access_key_id="hearth",
                             aws_secret_access_key="hearth-secret", config=cfg)
+
+
+def command_output(*argv):
+    """What `argv` prints (stdout then stderr: `nginx -v` uses stderr), "" if it cannot run."""
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=10, cwd=REPO)
+        return (r.stdout + r.stderr).strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def machine_facts(tools=None, modules=()):
+    """Date, CPUs, kernel, load, Python, the Hearth commit and build type of a run; `tools`
+    ({key: argv}) adds the first line of each tool's version output, `modules` the Python
+    modules' versions (None when missing). The caller adds "loadavg_at_end"."""
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "")
+    except OSError:
+        pass
+    build_type = ""
+    try:
+        with open(os.path.join(BUILD_DIR, "CMakeCache.txt")) as f:
+            build_type = next((l.split("=", 1)[1].strip() for l in f
+                               if l.startswith("CMAKE_BUILD_TYPE:")), "")
+    except OSError:
+        pass
+    facts = {
+        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "kernel": platform.release(),
+        "loadavg_at_start": os.getloadavg(),
+        "python": sys.version.split()[0],
+    }
+    for key, argv in (tools or {}).items():
+        facts[key] = (command_output(*argv).splitlines() or [""])[0]
+    if modules:
+        versions = {}
+        for module in modules:
+            try:
+                versions[module] = __import__(module).__version__
+            except ImportError:
+                versions[module] = None
+        facts["versions"] = versions
+    facts.update({
+        "hearth_commit": command_output("git", "rev-parse", "--short", "HEAD"),
+        "hearth_src_modified": bool(command_output("git", "status", "--porcelain", "--", "src")),
+        "cmake_build_type": build_type or "(empty: no optimisation flags)",
+    })
+    return facts

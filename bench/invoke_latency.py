@@ -34,16 +34,13 @@ millisecond timer granularity. Results go to bench/results/invoke_latency.{json,
 Run: HEARTH_BUILD_DIR=build /usr/bin/python3 bench/invoke_latency.py   (or `make bench`)
 """
 import argparse
-import datetime
 import json
 import os
-import platform
 import re
 import resource
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -53,7 +50,8 @@ import botocore.config
 import botocore.exceptions
 import numpy as np
 
-from hearth_server import BUILD_DIR, HEARTH, REPO, Server, free_port  # noqa: E402
+import hearth_server  # noqa: E402
+from hearth_server import HEARTH, REPO, Server, free_port  # noqa: E402
 RESULTS_DIR = os.path.join(REPO, "bench", "results")
 ROLE = "arn:aws:iam::000000000000:role/bench"
 FEATURES = 100
@@ -447,41 +445,10 @@ def stop(proc):
 
 
 def machine_facts():
-    cpu = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "")
-    except OSError:
-        pass
+    return hearth_server.machine_facts(tools={"wrk": ("wrk", "-v"),
+                                              "gunicorn": ("gunicorn", "--version"),
+                                              "nginx": ("nginx", "-v")})
 
-    def cmd(*argv):
-        try:
-            r = subprocess.run(argv, capture_output=True, text=True, timeout=10, cwd=REPO)
-            return (r.stdout + r.stderr).strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    build_type = ""
-    try:
-        with open(os.path.join(BUILD_DIR, "CMakeCache.txt")) as f:
-            build_type = next((l.split("=", 1)[1].strip() for l in f
-                               if l.startswith("CMAKE_BUILD_TYPE:")), "")
-    except OSError:
-        pass
-    return {
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "kernel": platform.release(),
-        "loadavg_at_start": os.getloadavg(),
-        "python": sys.version.split()[0],
-        "wrk": cmd("wrk", "-v").splitlines()[0] if cmd("wrk", "-v") else "",
-        "gunicorn": cmd("gunicorn", "--version"),
-        "nginx": cmd("nginx", "-v"),
-        "hearth_commit": cmd("git", "rev-parse", "--short", "HEAD"),
-        "hearth_src_modified": bool(cmd("git", "status", "--porcelain", "--", "src")),
-        "cmake_build_type": build_type or "(empty: no optimisation flags)",
-    }
 
 
 def ratio(a, b):

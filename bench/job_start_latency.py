@@ -22,19 +22,17 @@ hits all of them alike. Results go to bench/results/job_start_latency.{json,md}.
 Run: HEARTH_BUILD_DIR=build /usr/bin/python3 bench/job_start_latency.py   (or `make bench`)
 """
 import argparse
-import datetime
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 
 
-from hearth_server import BUILD_DIR, HEARTH, REPO, Server  # noqa: E402
+import hearth_server  # noqa: E402
+from hearth_server import HEARTH, REPO, Server  # noqa: E402
 RESULTS_DIR = os.path.join(REPO, "bench", "results")
 GOAL_MS = 50.0
 POLL_S = 0.05  # DescribeTrainingJob polling interval while a job runs
@@ -171,40 +169,10 @@ def fsync_probe_ms(directory, n=20):
 
 
 def machine_facts():
-    cpu = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "")
-    except OSError:
-        pass
+    facts = hearth_server.machine_facts(tools={"bwrap": ("bwrap", "--version")})
+    facts["data_dir_filesystem"] = ""
+    return facts
 
-    def cmd(*argv):
-        try:
-            return subprocess.run(argv, capture_output=True, text=True, timeout=10,
-                                  cwd=REPO).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    build_type = ""
-    try:
-        with open(os.path.join(BUILD_DIR, "CMakeCache.txt")) as f:
-            build_type = next((l.split("=", 1)[1].strip() for l in f
-                               if l.startswith("CMAKE_BUILD_TYPE:")), "")
-    except OSError:
-        pass
-    return {
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "nproc": os.cpu_count(),
-        "data_dir_filesystem": "",
-        "cpu": cpu,
-        "kernel": platform.release(),
-        "loadavg_at_start": os.getloadavg(),
-        "python": sys.version.split()[0],
-        "bwrap": cmd("bwrap", "--version"),
-        "hearth_commit": cmd("git", "rev-parse", "--short", "HEAD"),
-        "hearth_src_modified": bool(cmd("git", "status", "--porcelain", "--", "src")),
-        "cmake_build_type": build_type or "(empty: no optimisation flags)",
-    }
 
 
 def write_markdown(path, r):

@@ -33,11 +33,9 @@ Run: HEARTH_BUILD_DIR=build /usr/bin/python3 bench/tuning_strategies.py [--seeds
 (needs the hearth_tuning_bench target and Debian's python3-optuna, python3-sklearn)
 """
 import argparse
-import datetime
 import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -45,8 +43,9 @@ import time
 
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILD_DIR = os.path.abspath(os.environ.get("HEARTH_BUILD_DIR", os.path.join(REPO, "build")))
+import hearth_server
+from hearth_server import BUILD_DIR, REPO
+
 RESULTS = os.path.join(REPO, "bench", "results")
 
 BRANIN_MIN = 0.39788735772973816
@@ -276,45 +275,8 @@ def fmt_evals(x):
 
 
 def machine_facts():
-    cpu = ""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next((l.split(":", 1)[1].strip() for l in fh if l.startswith("model name")), "")
-    except OSError:
-        pass
+    return hearth_server.machine_facts(modules=("optuna", "sklearn", "numpy", "scipy"))
 
-    def cmd(*argv):
-        try:
-            return subprocess.run(argv, capture_output=True, text=True, timeout=10,
-                                  cwd=REPO).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    build_type = ""
-    try:
-        with open(os.path.join(BUILD_DIR, "CMakeCache.txt")) as fh:
-            build_type = next((l.split("=", 1)[1].strip() for l in fh
-                               if l.startswith("CMAKE_BUILD_TYPE:")), "")
-    except OSError:
-        pass
-    versions = {}
-    for module in ("optuna", "sklearn", "numpy", "scipy"):
-        try:
-            versions[module] = __import__(module).__version__
-        except ImportError:
-            versions[module] = None
-    return {
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "kernel": platform.release(),
-        "loadavg_at_start": os.getloadavg(),
-        "python": sys.version.split()[0],
-        "versions": versions,
-        "hearth_commit": cmd("git", "rev-parse", "--short", "HEAD"),
-        "hearth_src_modified": bool(cmd("git", "status", "--porcelain", "--", "src")),
-        "cmake_build_type": build_type or "(empty: no optimisation flags)",
-    }
 
 
 def write_markdown(path, result):
