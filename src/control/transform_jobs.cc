@@ -308,7 +308,9 @@ class TransformJobController::Runner {
   bool Backoff(std::chrono::milliseconds delay);
   void Abort();
   void FlushProgress();
-  void LogData(const Instance& inst, const std::vector<std::string>& lines);
+  // `at_millis` is the lines' time (now when 0).
+  void LogData(const Instance& inst, const std::vector<std::string>& lines,
+               std::int64_t at_millis = 0);
   void IngestOutput(Instance& inst);
   void DrainOutput(Instance& inst);
   std::string OutputTail(const Instance& inst) const;
@@ -338,6 +340,7 @@ class TransformJobController::Runner {
 
   // Shared with the sender threads.
   std::atomic<bool> abort_{false};
+  std::atomic<bool> first_request_sent_{false};
   std::mutex state_mu_;
   std::condition_variable state_cv_;  // signalled on abort and when a sender ends
   std::deque<std::size_t> pending_;   // GUARDED_BY(state_mu_): objects no instance took yet
@@ -379,9 +382,10 @@ Status TransformJobController::Runner::SaveInstances() {
 }
 
 void TransformJobController::Runner::LogData(const Instance& inst,
-                                             const std::vector<std::string>& lines) {
+                                             const std::vector<std::string>& lines,
+                                             std::int64_t at_millis) {
   std::vector<metadata::LogEvent> events;
-  const std::int64_t now = NowMillis();
+  const std::int64_t now = at_millis ? at_millis : NowMillis();
   for (const auto& line : lines) {
     events.push_back({.timestamp_millis = now, .message = DataLogLine(line)});
   }
@@ -892,7 +896,18 @@ void TransformJobController::Runner::SenderLoop(Lane& lane) {
         return;
       }
     }
+    // When the first record reached a model shows how long the job took to start; logged
+    // after the answer so the store write does not delay it.
+    const bool first = !first_request_sent_.exchange(true);
+    const std::int64_t sent_millis = first ? NowMillis() : 0;
+    const std::size_t sent_bytes = work.payload.body.size();
     Answer answer = Invoke(lane, work);
+    if (first) {
+      LogData(*lane.inst,
+              {"first request: " + std::to_string(sent_bytes) + " bytes of " +
+               Uri(inputs_[work.object->index].in)},
+              sent_millis);
+    }
     std::lock_guard<std::mutex> lock(lane.mu);
     Deliver(lane, work, std::move(answer));
     lane.cv.notify_all();

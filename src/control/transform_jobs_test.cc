@@ -443,6 +443,15 @@ TEST_F(TransformJobControllerTest, LineMultiRecordSpreadsObjectsOverInstancesInO
   EXPECT_TRUE(AnyContains(logs,
                           "[sagemaker logs]: MaxConcurrentTransforms=2, MaxPayloadInMB=6, "
                           "BatchStrategy=MULTI_RECORD"));
+  // The first request sent is logged once, with when it was sent (job start → first record).
+  EXPECT_EQ(std::count_if(logs.begin(), logs.end(),
+                          [](const std::string& line) {
+                            return line.find("[sagemaker logs]: first request: ") !=
+                                       std::string::npos &&
+                                   line.find(" bytes of s3://input/") != std::string::npos;
+                          }),
+            1)
+      << ::testing::PrintToString(logs);
   // Nothing is left running or on disk.
   EXPECT_TRUE(WaitFor(
       [&] { return controller_->MonitoredJobs() == 0 && fs::is_empty(root_ / "transforms"); }));
