@@ -15,6 +15,10 @@ measures, side by side in one run:
              1 thread: the sync worker closes every connection, so it cannot keep alive) running
              a Flask app that predicts with scikit-learn's LogisticRegression trained on the
              same rows, answering the same 1-row CSV in linear-learner's JSON shape.
+  xgboost    the same front and peer with an XGBoost model: `hearth/xgboost` trained on the same
+             rows (100 trees, depth 6) behind an endpoint, against gunicorn + Flask + the python
+             xgboost module (Debian python3-xgboost) serving that job's own `xgboost-model` with
+             inplace_predict on one thread, both answering the 1-row CSV with the score as CSV.
   nginx      nginx (1 worker) serving a small static file on loopback: the ceiling of loopback
              HTTP on this machine.
   nginx proxy  the same nginx as a reverse proxy in front of the same instance (keep-alive to
@@ -85,6 +89,34 @@ def invocations():
     body = {"predictions": [{"score": float(s), "predicted_label": int(s >= 0.5)}
                             for s in scores]}
     return Response(json.dumps(body), mimetype="application/json")
+"""
+
+FLASK_XGBOOST_APP = """\
+import os
+
+import numpy as np
+import xgboost
+from flask import Flask, Response, request
+
+booster = xgboost.Booster(model_file=os.environ["BENCH_XGBOOST_MODEL"])
+# One thread: a 1-row prediction gains nothing from more, and OpenMP's spinning threads cost
+# the peer dearly on a shared machine.
+booster.set_param({"nthread": 1})
+app = Flask(__name__)
+
+
+@app.route("/ping")
+def ping():
+    return ""
+
+
+@app.route("/invocations", methods=["POST"])
+def invocations():
+    rows = np.array([[float(v) for v in line.split(",")]
+                     for line in request.get_data(as_text=True).splitlines() if line],
+                    dtype=np.float32)
+    scores = booster.inplace_predict(rows)
+    return Response("".join(f"{s:.7g}\\n" for s in scores), mimetype="text/csv")
 """
 
 NGINX_PROXY = """\
@@ -192,17 +224,23 @@ def csv_rows(X, y=None):
     return ("\n".join(lines) + "\n").encode()
 
 
-def train_model(sm, s3, X, y):
-    """Trains hearth/linear-learner and returns the S3 URI of model.tar.gz."""
-    s3.create_bucket(Bucket="bench")
+def train_model(sm, s3, X, y, algorithm="linear-learner", hyperparameters=None):
+    """Trains hearth/<algorithm> on the rows and returns the S3 URI of model.tar.gz."""
+    job = f"{algorithm}-bench"
+    try:
+        s3.create_bucket(Bucket="bench")
+    except botocore.exceptions.ClientError as e:
+        if "BucketAlready" not in str(e):
+            raise
     s3.put_object(Bucket="bench", Key="ll/train/part-000", Body=csv_rows(X, y))
     sm.create_training_job(
-        TrainingJobName="ll-bench",
-        AlgorithmSpecification={"TrainingImage": "hearth/linear-learner",
+        TrainingJobName=job,
+        AlgorithmSpecification={"TrainingImage": f"hearth/{algorithm}",
                                 "TrainingInputMode": "File"},
         RoleArn=ROLE,
-        HyperParameters={"predictor_type": "binary_classifier", "feature_dim": str(FEATURES),
-                         "mini_batch_size": "100", "epochs": "5"},
+        HyperParameters=hyperparameters or {
+            "predictor_type": "binary_classifier", "feature_dim": str(FEATURES),
+            "mini_batch_size": "100", "epochs": "5"},
         InputDataConfig=[{"ChannelName": "train", "ContentType": "text/csv",
                           "DataSource": {"S3DataSource": {
                               "S3DataType": "S3Prefix", "S3Uri": "s3://bench/ll/train/",
@@ -212,16 +250,16 @@ def train_model(sm, s3, X, y):
         StoppingCondition={"MaxRuntimeInSeconds": 300})
     d = wait_until(lambda: (lambda d: d if d["TrainingJobStatus"] in
                             ("Completed", "Failed", "Stopped") else None)(
-        sm.describe_training_job(TrainingJobName="ll-bench")), 300, "training job", 0.1)
+        sm.describe_training_job(TrainingJobName=job)), 300, "training job", 0.1)
     if d["TrainingJobStatus"] != "Completed":
         raise SystemExit(f"training ended {d['TrainingJobStatus']}: {d.get('FailureReason')}")
     return d["ModelArtifacts"]["S3ModelArtifacts"]
 
 
-def create_until_in_service(sm, name, timeout=60):
+def create_until_in_service(sm, name, timeout=60, config="ll"):
     """CreateEndpoint, then DescribeEndpoint every POLL_S until InService; returns ms."""
     t0 = time.perf_counter()
-    sm.create_endpoint(EndpointName=name, EndpointConfigName="ll")
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=config)
     deadline = time.monotonic() + timeout
     while True:
         d = sm.describe_endpoint(EndpointName=name)
@@ -385,22 +423,33 @@ def post_script(tmp, name, body, ctype, rate=False):
     return path
 
 
-def start_gunicorn(tmp, X, y):
-    np.savez(os.path.join(tmp, "train.npz"), X=X, y=y)
-    with open(os.path.join(tmp, "bench_app.py"), "w") as f:
-        f.write(FLASK_APP)
+def start_gunicorn(tmp, app_source, module, env):
+    """gunicorn (1 worker, gthread, 1 thread) serving `app_source` as `module`:app."""
+    with open(os.path.join(tmp, f"{module}.py"), "w") as f:
+        f.write(app_source)
     port = free_port()
-    log = open(os.path.join(tmp, "gunicorn.log"), "w")
+    log = open(os.path.join(tmp, f"{module}.log"), "w")
     proc = subprocess.Popen(
         ["gunicorn", "--workers", "1", "--worker-class", "gthread", "--threads", "1",
-         "--bind", f"127.0.0.1:{port}", "--chdir", tmp, "bench_app:app"],
-        env=dict(os.environ, BENCH_TRAIN_NPZ=os.path.join(tmp, "train.npz")),
-        stdout=log, stderr=subprocess.STDOUT)
+         "--bind", f"127.0.0.1:{port}", "--chdir", tmp, f"{module}:app"],
+        env=dict(os.environ, **env), stdout=log, stderr=subprocess.STDOUT)
     wait_until(lambda: proc.poll() is not None or
                http("GET", f"http://127.0.0.1:{port}/ping")[0] == 200, 60, "gunicorn")
     if proc.poll() is not None:
         raise SystemExit(f"gunicorn exited; see {log.name}")
     return proc, port
+
+
+def model_file(s3, model_url, directory, name):
+    """Unpacks `name` from the model.tar.gz at `model_url` into `directory`; returns its path."""
+    import io
+    import tarfile
+    bucket, key = model_url[len("s3://"):].split("/", 1)
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    os.makedirs(directory, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
+        tar.extractall(directory)
+    return os.path.join(directory, name)
 
 
 def start_nginx(tmp, instance_port):
@@ -470,7 +519,8 @@ def write_markdown(path, r):
         f"(the machine is shared), hearth {m['hearth_commit']}"
         f"{' with uncommitted changes under src/' if m.get('hearth_src_modified') else ''} "
         f"({m['cmake_build_type']}). "
-        f"linear-learner binary classifier, {FEATURES} features, 1-row bodies; wrk, one thread, "
+        f"linear-learner binary classifier and XGBoost (100 trees, depth 6) on the same rows, "
+        f"{FEATURES} features, 1-row bodies; wrk, one thread, "
         f"keep-alive, {r['duration_s']} s per row, {r['repeat']} interleaved rounds: medians. "
         f"gunicorn: 1 worker, gthread, 1 thread. `instance direct` is {r['direct_target']}. "
         "`server CPU` is the CPU time the serving processes (Hearth's server and the instance; "
@@ -486,12 +536,14 @@ def write_markdown(path, r):
                          f"{_us(row['p50_ms'])} | {_us(row['p99_ms'])} | "
                          f"{f'{cpu:.1f} µs' if cpu is not None else '–'} | "
                          f"{row['wrk_cpu_us_per_request']:.1f} µs | {row['non_2xx']} |")
-    lines += ["", "| connections | front / gunicorn req/s (goal ≥ 10) | front / direct req/s "
+    lines += ["", "| connections | front / gunicorn req/s (goal ≥ 10) | XGBoost: front / "
+              "gunicorn+xgboost req/s (goal ≥ 10) | front / direct req/s "
               "(goal ≥ 0.77: front adds ≤ 30 %) | nginx proxy / direct req/s | "
               "front p50 − direct p50 | front CPU − direct CPU per req | direct / nginx req/s |",
-              "|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|"]
     for c in r["ratios"]:
-        lines.append(f"| {c['connections']} | {c['front_vs_gunicorn']} | {c['front_vs_direct']} | "
+        lines.append(f"| {c['connections']} | {c['front_vs_gunicorn']} | "
+                     f"{c.get('xgboost_front_vs_gunicorn')} | {c['front_vs_direct']} | "
                      f"{c['nginx_proxy_vs_direct']} | {c['front_minus_direct_p50_us']} µs | "
                      f"{c['front_minus_direct_cpu_us']} µs | {c['direct_vs_nginx']} |")
     if r.get("at_80_percent"):
@@ -572,6 +624,21 @@ def main():
             delete_and_wait(sm, f"ll-cycle-{i}")
         print(f"CreateEndpoint -> InService: {[round(v, 1) for v in create_ms]} ms", flush=True)
         create_until_in_service(sm, "ll")
+        before_xgboost = set(instance_pids(os.path.abspath(server.data_dir)))
+
+        print("training xgboost (100 trees) ...", flush=True)
+        xgb_url = train_model(sm, s3, X, y, "xgboost",
+                              {"objective": "binary:logistic", "num_round": "100",
+                               "max_depth": "6"})
+        sm.create_model(ModelName="xgb", ExecutionRoleArn=ROLE,
+                        PrimaryContainer={"Image": "hearth/xgboost", "ModelDataUrl": xgb_url})
+        sm.create_endpoint_config(
+            EndpointConfigName="xgb",
+            ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": "xgb",
+                                 "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
+        create_until_in_service(sm, "xgb", config="xgb")
+        xgb_pids = {p: pid for p, pid in instance_pids(os.path.abspath(server.data_dir)).items()
+                    if p not in before_xgboost}
 
         row = X[:1]
         csv_body = csv_rows(row)
@@ -580,7 +647,8 @@ def main():
         json_lua = post_script(tmp, "json", json_body, "application/json")
         front = f"http://127.0.0.1:{server.port}/endpoints/ll/invocations"
 
-        pids = instance_pids(os.path.abspath(server.data_dir))
+        pids = {p: pid for p, pid in instance_pids(os.path.abspath(server.data_dir)).items()
+                if p in before_xgboost}
         direct = None
         instance_pid = None
         for p, pid in sorted(pids.items()):
@@ -593,13 +661,7 @@ def main():
             notes.append("the endpoint instance's port was not reachable; `direct` is a "
                          "separate `hearth algo linear-learner serve` on the same model")
             model_dir = os.path.join(tmp, "model")
-            os.makedirs(model_dir)
-            bucket, key = model_url[len("s3://"):].split("/", 1)
-            import io
-            import tarfile
-            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-            with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
-                tar.extractall(model_dir)
+            model_file(s3, model_url, model_dir, "")
             port = free_port()
             p = subprocess.Popen([HEARTH, "algo", "linear-learner", "serve"],
                                  env=dict(os.environ, SM_MODEL_DIR=model_dir,
@@ -613,9 +675,18 @@ def main():
             direct_port, instance_pid = port, p.pid
             direct_target = f"`hearth algo linear-learner serve`, no sandbox, port {port}"
 
-        gunicorn, gport = start_gunicorn(tmp, X, y)
+        np.savez(os.path.join(tmp, "train.npz"), X=X, y=y)
+        gunicorn, gport = start_gunicorn(tmp, FLASK_APP, "bench_app",
+                                         {"BENCH_TRAIN_NPZ": os.path.join(tmp, "train.npz")})
         procs.append(gunicorn)
         peer = f"http://127.0.0.1:{gport}/invocations"
+        xgb_model = model_file(s3, xgb_url, os.path.join(tmp, "xgboost-model-dir"),
+                               "xgboost-model")
+        gunicorn_xgb, gxport = start_gunicorn(tmp, FLASK_XGBOOST_APP, "bench_xgboost_app",
+                                              {"BENCH_XGBOOST_MODEL": xgb_model})
+        procs.append(gunicorn_xgb)
+        peer_xgb = f"http://127.0.0.1:{gxport}/invocations"
+        front_xgb = f"http://127.0.0.1:{server.port}/endpoints/xgb/invocations"
         nginx, nport, proxy_port, nginx_worker, nginx_dir = start_nginx(tmp, direct_port)
         if nginx:
             procs.append(nginx)
@@ -637,14 +708,28 @@ def main():
             if status != 200 or b"predicted_label" not in answer:
                 raise SystemExit(f"{name}: {status} {answer[:200]!r}")
             samples[name] = json.loads(answer)
+        # The XGBoost pair answers with the score as CSV: the same score.
+        scores = {}
+        for name, url in (("front xgboost csv", front_xgb), ("gunicorn xgboost csv", peer_xgb)):
+            status, answer = http("POST", url, csv_body, {"Content-Type": "text/csv"})
+            if status != 200:
+                raise SystemExit(f"{name}: {status} {answer[:200]!r}")
+            scores[name] = float(answer.decode().strip().split(",")[0])
+            samples[name] = answer.decode().strip()
+        if abs(scores["front xgboost csv"] - scores["gunicorn xgboost csv"]) > 1e-5:
+            raise SystemExit(f"the XGBoost scores differ: {scores}")
 
         # name, url, wrk script, the processes that serve it (their CPU is counted)
         hearth_pids = [server.proc.pid] + ([instance_pid] if instance_pid else [])
         gunicorn_pids = [gunicorn.pid] + children(gunicorn.pid)
+        xgb_hearth_pids = [server.proc.pid] + list(xgb_pids.values())
+        xgb_gunicorn_pids = [gunicorn_xgb.pid] + children(gunicorn_xgb.pid)
         targets = [("hearth front, CSV", front, csv_lua, hearth_pids),
                    ("hearth front, JSON", front, json_lua, hearth_pids),
                    ("instance direct, CSV", direct, csv_lua, [instance_pid]),
-                   ("gunicorn+Flask+sklearn, CSV", peer, csv_lua, gunicorn_pids)]
+                   ("gunicorn+Flask+sklearn, CSV", peer, csv_lua, gunicorn_pids),
+                   ("hearth front, XGBoost CSV", front_xgb, csv_lua, xgb_hearth_pids),
+                   ("gunicorn+Flask+xgboost, CSV", peer_xgb, csv_lua, xgb_gunicorn_pids)]
         if nginx:
             targets.append(("nginx proxy → instance, CSV",
                             f"http://127.0.0.1:{proxy_port}/invocations", csv_lua,
@@ -696,9 +781,12 @@ def main():
             f, d, g = (at("hearth front, CSV", c), at("instance direct, CSV", c),
                        at("gunicorn+Flask+sklearn, CSV", c))
             n, np_ = at("nginx static file", c), at("nginx proxy → instance, CSV", c)
+            fx, gx = at("hearth front, XGBoost CSV", c), at("gunicorn+Flask+xgboost, CSV", c)
             fc, dc = f["server_cpu_us_per_request"], d["server_cpu_us_per_request"]
             ratios.append({"connections": c,
                            "front_vs_gunicorn": ratio(f["requests_per_s"], g["requests_per_s"]),
+                           "xgboost_front_vs_gunicorn":
+                               ratio(fx["requests_per_s"], gx["requests_per_s"]),
                            "front_vs_direct": ratio(f["requests_per_s"], d["requests_per_s"]),
                            "nginx_proxy_vs_direct":
                                ratio(np_["requests_per_s"], d["requests_per_s"]) if np_ else None,
@@ -739,6 +827,10 @@ def main():
         try:
             # So that no instance outlives the server.
             delete_and_wait(server.client("sagemaker"), "ll", timeout=20)
+        except (Exception, SystemExit):
+            pass
+        try:
+            delete_and_wait(server.client("sagemaker"), "xgb", timeout=20)
         except (Exception, SystemExit):
             pass
         stop(server.proc)
