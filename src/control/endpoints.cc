@@ -1,13 +1,14 @@
 #include "control/endpoints.h"
 
-#include <signal.h>
-
 #include <algorithm>
 #include <cctype>
 #include <deque>
 #include <set>
 
+#include <signal.h>
+
 #include "common/clock.h"
+#include "common/strings.h"
 #include "control/host_output.h"
 #include "control/model_host.h"
 #include "control/resource_records.h"
@@ -44,12 +45,6 @@ double ToEpochSeconds(std::int64_t millis) { return static_cast<double>(millis) 
 
 Status Validation(std::string message) {
   return InvalidArgument(std::move(message), "ValidationException");
-}
-
-std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
 }
 
 json VariantStatus(const std::string& status, std::int64_t now) {
@@ -113,7 +108,7 @@ class EndpointController::Runner {
   bool ShuttingDown() const { return c_.monitors_.shutting_down(); }
   fs::path EndpointDir() const {
     return c_.options_.endpoints_dir /
-           (Lower(name_) + "-" + std::to_string(record_.created_millis));
+           (AsciiLower(name_) + "-" + std::to_string(record_.created_millis));
   }
   // Where a generation's models and instances live: the endpoint's directory for the first,
   // "gen.<n>" under it for updates (a variant name cannot hold a '.').
@@ -1106,45 +1101,16 @@ Result<json> EndpointController::Describe(const json& request) {
 
 Result<json> EndpointController::List(const json& request) {
   ASSIGN_OR_RETURN(std::vector<metadata::Resource> all, store_.List(kKind));
-  auto bound = [&](const char* key) -> std::optional<std::int64_t> {
-    return request.contains(key) ? TimestampMillis(request[key]) : std::nullopt;
-  };
-  auto created_after = bound("CreationTimeAfter"), created_before = bound("CreationTimeBefore");
-  auto modified_after = bound("LastModifiedTimeAfter");
-  auto modified_before = bound("LastModifiedTimeBefore");
-  const std::string contains = Lower(request.value("NameContains", ""));
-  const std::string status = request.value("StatusEquals", "");
-  std::vector<const metadata::Resource*> rows;
-  for (const auto& r : all) {
-    if (created_after && r.created_millis <= *created_after) continue;
-    if (created_before && r.created_millis >= *created_before) continue;
-    if (modified_after && r.modified_millis <= *modified_after) continue;
-    if (modified_before && r.modified_millis >= *modified_before) continue;
-    if (!status.empty() && r.status != status) continue;
-    if (!contains.empty() && Lower(r.name).find(contains) == std::string::npos) continue;
-    rows.push_back(&r);
-  }
-  const std::string sort_by = request.value("SortBy", "CreationTime");
-  const bool descending = request.value("SortOrder", "Descending") == "Descending";
-  std::stable_sort(rows.begin(), rows.end(), [&](const auto* a, const auto* b) {
-    if (sort_by == "Name") return Lower(a->name) < Lower(b->name);
-    if (sort_by == "Status" && a->status != b->status) return a->status < b->status;
-    if (a->created_millis != b->created_millis) return a->created_millis < b->created_millis;
-    return a->name < b->name;
-  });
-  if (descending) std::reverse(rows.begin(), rows.end());
-  std::vector<std::string> names;
-  names.reserve(rows.size());
-  for (const auto* r : rows) names.push_back(r->name);
-  ASSIGN_OR_RETURN(Page page, Paginate(request, names));
+  ASSIGN_OR_RETURN(ListPage page,
+                   FilterSortPage(all, request, {.creation_time_after_inclusive = true}));
   json summaries = json::array();
-  for (std::size_t i = page.begin; i < page.end; ++i) {
-    const json& d = rows[i]->doc;
-    summaries.push_back({{"EndpointName", rows[i]->name},
-                         {"EndpointArn", rows[i]->arn},
+  for (const metadata::Resource* r : page.rows) {
+    const json& d = r->doc;
+    summaries.push_back({{"EndpointName", r->name},
+                         {"EndpointArn", r->arn},
                          {"CreationTime", d["CreationTime"]},
                          {"LastModifiedTime", d["LastModifiedTime"]},
-                         {"EndpointStatus", rows[i]->status}});
+                         {"EndpointStatus", r->status}});
   }
   json result = {{"Endpoints", summaries}};
   if (page.next_token) result["NextToken"] = *page.next_token;

@@ -832,7 +832,11 @@ TEST_F(EndpointControllerTest, ListFiltersSortsAndPages) {
   EXPECT_EQ(names(list({{"StatusEquals", "InService"}})),
             (std::vector<std::string>{"charlie", "alpha"}));
   EXPECT_EQ(names(list({{"NameContains", "RAV"}})), (std::vector<std::string>{"Bravo"}));
+  // CreationTimeAfter is "greater than or equal to" for endpoints; Before is exclusive.
   EXPECT_EQ(names(list({{"CreationTimeAfter", (base + 1000) / 1000.0},
+                        {"CreationTimeBefore", (base + 3000) / 1000.0}})),
+            (std::vector<std::string>{"charlie", "Bravo"}));
+  EXPECT_EQ(names(list({{"CreationTimeAfter", (base + 1001) / 1000.0},
                         {"CreationTimeBefore", (base + 3000) / 1000.0}})),
             (std::vector<std::string>{"charlie"}));
   EXPECT_EQ(names(list({{"LastModifiedTimeBefore", (base + 1000) / 1000.0}})),

@@ -17,6 +17,7 @@
 #include "common/clock.h"
 #include "common/crypto.h"
 #include "common/fs.h"
+#include "common/strings.h"
 #include "control/model_host.h"
 #include "control/resource_records.h"
 #include "http/http_client.h"
@@ -64,12 +65,6 @@ Status Validation(std::string message) {
 
 // SageMaker's answer for an instance that does not exist, whatever the operation.
 Status RecordNotFound() { return Validation("RecordNotFound"); }
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 // 128 bits from the kernel's CSPRNG, as hex: the token guards a shell on this machine.
 Result<std::string> NewToken() {
@@ -638,10 +633,10 @@ Result<std::uint16_t> NotebookInstanceController::PickPort(const std::string& na
                                                            std::uint16_t preferred) {
   std::lock_guard<std::mutex> lock(ports_mu_);
   ASSIGN_OR_RETURN(std::vector<metadata::Resource> all, store_.List(kKind));
-  const std::string self = Lower(name);
+  const std::string self = AsciiLower(name);
   std::set<std::uint16_t> taken;
   for (const auto& r : all) {
-    if (Lower(r.name) != self) taken.insert(r.internal.value("port", std::uint16_t{0}));
+    if (AsciiLower(r.name) != self) taken.insert(r.internal.value("port", std::uint16_t{0}));
   }
   for (const auto& [other, port] : picked_ports_) {
     if (other != self) taken.insert(port);
@@ -657,7 +652,7 @@ Result<std::uint16_t> NotebookInstanceController::PickPort(const std::string& na
 
 void NotebookInstanceController::ForgetPort(const std::string& name) {
   std::lock_guard<std::mutex> lock(ports_mu_);
-  picked_ports_.erase(Lower(name));
+  picked_ports_.erase(AsciiLower(name));
 }
 
 Result<metadata::Resource> NotebookInstanceController::Find(const std::string& name) {
@@ -756,53 +751,22 @@ Result<json> NotebookInstanceController::Describe(const json& request) {
 
 Result<json> NotebookInstanceController::List(const json& request) {
   ASSIGN_OR_RETURN(std::vector<metadata::Resource> all, store_.List(kKind));
-  auto bound = [&](const char* key) -> std::optional<std::int64_t> {
-    return request.contains(key) ? TimestampMillis(request[key]) : std::nullopt;
-  };
-  auto created_after = bound("CreationTimeAfter"), created_before = bound("CreationTimeBefore");
-  auto modified_after = bound("LastModifiedTimeAfter");
-  auto modified_before = bound("LastModifiedTimeBefore");
-  const std::string contains = Lower(request.value("NameContains", ""));
-  const std::string status = request.value("StatusEquals", "");
   // No instance has a lifecycle configuration or a code repository (they are refused), so a
   // filter on one matches none.
-  const bool filters_absent_fields =
-      request.contains("NotebookInstanceLifecycleConfigNameContains") ||
+  if (request.contains("NotebookInstanceLifecycleConfigNameContains") ||
       request.contains("DefaultCodeRepositoryContains") ||
-      request.contains("AdditionalCodeRepositoryEquals");
-  std::vector<const metadata::Resource*> rows;
-  for (const auto& r : all) {
-    if (filters_absent_fields) break;
-    if (created_after && r.created_millis <= *created_after) continue;
-    if (created_before && r.created_millis >= *created_before) continue;
-    if (modified_after && r.modified_millis <= *modified_after) continue;
-    if (modified_before && r.modified_millis >= *modified_before) continue;
-    if (!status.empty() && r.status != status) continue;
-    if (!contains.empty() && Lower(r.name).find(contains) == std::string::npos) continue;
-    rows.push_back(&r);
+      request.contains("AdditionalCodeRepositoryEquals")) {
+    all.clear();
   }
-  // SageMaker documents Name as the default sort key; Ascending is taken as the default order.
-  const std::string sort_by = request.value("SortBy", "Name");
-  const bool descending = request.value("SortOrder", "Ascending") == "Descending";
-  std::stable_sort(rows.begin(), rows.end(), [&](const auto* a, const auto* b) {
-    if (sort_by == "Status" && a->status != b->status) return a->status < b->status;
-    if (sort_by == "CreationTime" && a->created_millis != b->created_millis) {
-      return a->created_millis < b->created_millis;
-    }
-    return Lower(a->name) < Lower(b->name);
-  });
-  if (descending) std::reverse(rows.begin(), rows.end());
-  std::vector<std::string> names;
-  names.reserve(rows.size());
-  for (const auto* r : rows) names.push_back(r->name);
-  ASSIGN_OR_RETURN(Page page, Paginate(request, names));
+  ASSIGN_OR_RETURN(
+      ListPage page,
+      FilterSortPage(all, request, {.default_sort_by = "Name", .default_sort_order = "Ascending"}));
   json summaries = json::array();
-  for (std::size_t i = page.begin; i < page.end; ++i) {
-    const json& d = rows[i]->doc;
-    json s = {
-        {"NotebookInstanceName", rows[i]->name},     {"NotebookInstanceArn", rows[i]->arn},
-        {"NotebookInstanceStatus", rows[i]->status}, {"InstanceType", d.value("InstanceType", "")},
-        {"CreationTime", d["CreationTime"]},         {"LastModifiedTime", d["LastModifiedTime"]}};
+  for (const metadata::Resource* r : page.rows) {
+    const json& d = r->doc;
+    json s = {{"NotebookInstanceName", r->name},     {"NotebookInstanceArn", r->arn},
+              {"NotebookInstanceStatus", r->status}, {"InstanceType", d.value("InstanceType", "")},
+              {"CreationTime", d["CreationTime"]},   {"LastModifiedTime", d["LastModifiedTime"]}};
     if (d.contains("Url")) s["Url"] = d["Url"];
     summaries.push_back(std::move(s));
   }

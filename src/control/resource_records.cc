@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include "common/crypto.h"
+#include "common/strings.h"
 
 namespace hearth::control {
 
@@ -74,24 +75,63 @@ std::optional<std::int64_t> TimestampMillis(const nlohmann::json& value) {
   return static_cast<std::int64_t>(timegm(&tm)) * 1000;
 }
 
-namespace {
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+Result<ListPage> FilterSortPage(const std::vector<metadata::Resource>& all,
+                                const nlohmann::json& request, const ListRules& rules) {
+  auto bound = [&](const char* key) -> std::optional<std::int64_t> {
+    return request.contains(key) ? TimestampMillis(request[key]) : std::nullopt;
+  };
+  const auto created_after = bound("CreationTimeAfter");
+  const auto created_before = bound("CreationTimeBefore");
+  const auto modified_after = bound("LastModifiedTimeAfter");
+  const auto modified_before = bound("LastModifiedTimeBefore");
+  const std::string contains = AsciiLower(request.value("NameContains", ""));
+  const std::string status = request.value("StatusEquals", "");
+  std::vector<const metadata::Resource*> rows;
+  for (const auto& r : all) {
+    if (created_after &&
+        (rules.creation_time_after_inclusive ? r.created_millis < *created_after
+                                             : r.created_millis <= *created_after)) {
+      continue;
+    }
+    if (created_before && r.created_millis >= *created_before) continue;
+    if (modified_after && r.modified_millis <= *modified_after) continue;
+    if (modified_before && r.modified_millis >= *modified_before) continue;
+    if (!status.empty() && r.status != status) continue;
+    if (!contains.empty() && AsciiLower(r.name).find(contains) == std::string::npos) continue;
+    rows.push_back(&r);
+  }
+  const std::string sort_by = request.value("SortBy", std::string(rules.default_sort_by));
+  const bool descending =
+      request.value("SortOrder", std::string(rules.default_sort_order)) == "Descending";
+  std::stable_sort(rows.begin(), rows.end(), [&](const auto* a, const auto* b) {
+    if (sort_by == "Name") {
+      const std::string la = AsciiLower(a->name), lb = AsciiLower(b->name);
+      if (la != lb) return la < lb;
+    } else if (sort_by == "Status" && a->status != b->status) {
+      return a->status < b->status;
+    }
+    if (a->created_millis != b->created_millis) return a->created_millis < b->created_millis;
+    return a->name < b->name;
+  });
+  if (descending) std::reverse(rows.begin(), rows.end());
+  std::vector<std::string> names;
+  names.reserve(rows.size());
+  for (const auto* r : rows) names.push_back(r->name);
+  ASSIGN_OR_RETURN(Page page, Paginate(request, names, rules.default_max_results));
+  ListPage out;
+  out.rows.assign(rows.begin() + static_cast<std::ptrdiff_t>(page.begin),
+                  rows.begin() + static_cast<std::ptrdiff_t>(page.end));
+  out.next_token = std::move(page.next_token);
   return out;
 }
-
-}  // namespace
 
 Result<metadata::Resource> FindResourceIgnoringCase(metadata::MetadataStore& store,
                                                     std::string_view kind, std::string_view name) {
   auto exact = store.Get(kind, name);
   if (exact.ok() || exact.status().code() != StatusCode::kNotFound) return exact;
   ASSIGN_OR_RETURN(std::vector<metadata::Resource> all, store.List(kind));
-  const std::string wanted = Lower(name);
   for (auto& r : all) {
-    if (Lower(r.name) == wanted) return std::move(r);
+    if (EqualsIgnoringAsciiCase(r.name, name)) return std::move(r);
   }
   return NotFound(std::string(kind) + " " + std::string(name) + " does not exist");
 }
@@ -127,35 +167,13 @@ Result<nlohmann::json> ListByNameAndCreationTime(metadata::MetadataStore& store,
                                        const nlohmann::json& request, const std::string& result_key,
                                        const std::string& name_key, const std::string& arn_key) {
   ASSIGN_OR_RETURN(std::vector<metadata::Resource> all, store.List(kind));
-  auto bound = [&](const char* key) -> std::optional<std::int64_t> {
-    return request.contains(key) ? TimestampMillis(request[key]) : std::nullopt;
-  };
-  const auto created_after = bound("CreationTimeAfter");
-  const auto created_before = bound("CreationTimeBefore");
-  const std::string contains = Lower(request.value("NameContains", ""));
-  std::vector<const metadata::Resource*> rows;
-  for (const auto& r : all) {
-    if (created_after && r.created_millis < *created_after) continue;
-    if (created_before && r.created_millis >= *created_before) continue;
-    if (!contains.empty() && Lower(r.name).find(contains) == std::string::npos) continue;
-    rows.push_back(&r);
-  }
-  const bool by_name = request.value("SortBy", "CreationTime") == "Name";
-  const bool descending = request.value("SortOrder", "Descending") == "Descending";
-  // The store lists by creation time then name, so ties keep a stable, name-ordered place.
-  std::stable_sort(rows.begin(), rows.end(), [&](const auto* a, const auto* b) {
-    return by_name ? a->name < b->name : a->created_millis < b->created_millis;
-  });
-  if (descending) std::reverse(rows.begin(), rows.end());
-  std::vector<std::string> names;
-  names.reserve(rows.size());
-  for (const auto* r : rows) names.push_back(r->name);
-  ASSIGN_OR_RETURN(Page page, Paginate(request, names));
+  ASSIGN_OR_RETURN(ListPage page,
+                   FilterSortPage(all, request, {.creation_time_after_inclusive = true}));
   nlohmann::json summaries = nlohmann::json::array();
-  for (std::size_t i = page.begin; i < page.end; ++i) {
-    summaries.push_back({{name_key, rows[i]->name},
-                         {arn_key, rows[i]->arn},
-                         {"CreationTime", rows[i]->doc.value("CreationTime", 0.0)}});
+  for (const metadata::Resource* r : page.rows) {
+    summaries.push_back({{name_key, r->name},
+                         {arn_key, r->arn},
+                         {"CreationTime", r->doc.value("CreationTime", 0.0)}});
   }
   nlohmann::json result = {{result_key, std::move(summaries)}};
   if (page.next_token) result["NextToken"] = *page.next_token;

@@ -36,6 +36,29 @@ struct Page {
 Result<Page> Paginate(const nlohmann::json& request, const std::vector<std::string>& names,
                       int default_max = 10);
 
+// How one List* operation reads its request, where SageMaker's operations differ.
+struct ListRules {
+  std::string_view default_sort_by = "CreationTime";  // Name | CreationTime | Status
+  std::string_view default_sort_order = "Descending";
+  // CreationTimeAfter is "greater than or equal to" for models, endpoint configs and
+  // endpoints, "after" for jobs and notebook instances (as each operation documents it).
+  bool creation_time_after_inclusive = false;
+  int default_max_results = 10;
+};
+
+struct ListPage {
+  std::vector<const metadata::Resource*> rows;  // this page, in order; they point into `all`
+  std::optional<std::string> next_token;
+};
+
+// The rows of `all` a List* request asks for: NameContains (without case), CreationTimeAfter /
+// CreationTimeBefore (exclusive), LastModifiedTimeAfter / LastModifiedTimeBefore (exclusive)
+// and StatusEquals; sorted by SortBy (Name compares without case; ties go by creation time,
+// then name) in SortOrder; one page of MaxResults after NextToken (see Paginate).
+// ValidationException for a bad NextToken.
+Result<ListPage> FilterSortPage(const std::vector<metadata::Resource>& all,
+                                const nlohmann::json& request, const ListRules& rules);
+
 // Reads a SageMaker timestamp member (epoch seconds as a number, or an ISO 8601 string) as
 // epoch milliseconds.
 std::optional<std::int64_t> TimestampMillis(const nlohmann::json& value);

@@ -885,48 +885,15 @@ Result<json> TrainingJobController::Describe(const json& request) {
 
 Result<json> TrainingJobController::List(const json& request) {
   ASSIGN_OR_RETURN(std::vector<metadata::Resource> all, store_.List(kKind));
-  auto bound = [&](const char* key) -> std::optional<std::int64_t> {
-    return request.contains(key) ? TimestampMillis(request[key]) : std::nullopt;
-  };
-  auto created_after = bound("CreationTimeAfter"), created_before = bound("CreationTimeBefore");
-  auto modified_after = bound("LastModifiedTimeAfter");
-  auto modified_before = bound("LastModifiedTimeBefore");
-  std::string contains = request.value("NameContains", "");
-  std::transform(contains.begin(), contains.end(), contains.begin(), ::tolower);
-  std::string status = request.value("StatusEquals", "");
-  std::vector<const metadata::Resource*> rows;
-  for (const auto& r : all) {
-    if (created_after && r.created_millis <= *created_after) continue;
-    if (created_before && r.created_millis >= *created_before) continue;
-    if (modified_after && r.modified_millis <= *modified_after) continue;
-    if (modified_before && r.modified_millis >= *modified_before) continue;
-    if (!status.empty() && r.status != status) continue;
-    if (!contains.empty()) {
-      std::string lower = r.name;
-      std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
-      if (lower.find(contains) == std::string::npos) continue;
-    }
-    rows.push_back(&r);
-  }
-  std::string sort_by = request.value("SortBy", "CreationTime");
-  bool descending = request.value("SortOrder", "Ascending") == "Descending";
-  std::stable_sort(rows.begin(), rows.end(), [&](const auto* a, const auto* b) {
-    if (sort_by == "Name") return a->name < b->name;
-    if (sort_by == "Status") return a->status < b->status;
-    return a->created_millis < b->created_millis;
-  });
-  if (descending) std::reverse(rows.begin(), rows.end());
-  std::vector<std::string> names;
-  names.reserve(rows.size());
-  for (const auto* r : rows) names.push_back(r->name);
-  ASSIGN_OR_RETURN(Page page, Paginate(request, names));
+  ASSIGN_OR_RETURN(ListPage page,
+                   FilterSortPage(all, request, {.default_sort_order = "Ascending"}));
   json summaries = json::array();
-  for (std::size_t i = page.begin; i < page.end; ++i) {
-    const json& d = rows[i]->doc;
-    json s = {{"TrainingJobName", rows[i]->name},
-              {"TrainingJobArn", rows[i]->arn},
+  for (const metadata::Resource* r : page.rows) {
+    const json& d = r->doc;
+    json s = {{"TrainingJobName", r->name},
+              {"TrainingJobArn", r->arn},
               {"CreationTime", d["CreationTime"]},
-              {"TrainingJobStatus", rows[i]->status},
+              {"TrainingJobStatus", r->status},
               {"SecondaryStatus", d.value("SecondaryStatus", "")}};
     for (const char* k : {"TrainingEndTime", "LastModifiedTime"}) {
       if (d.contains(k)) s[k] = d[k];

@@ -16,6 +16,7 @@
 
 #include "common/clock.h"
 #include "common/fs.h"
+#include "common/strings.h"
 #include "control/host_output.h"
 #include "control/model_host.h"
 #include "control/resource_records.h"
@@ -56,12 +57,6 @@ double ToEpochSeconds(std::int64_t millis) { return static_cast<double>(millis) 
 
 Status Validation(std::string message) {
   return InvalidArgument(std::move(message), "ValidationException");
-}
-
-std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
 }
 
 std::string Uri(const storage::S3Location& l) { return "s3://" + l.bucket + "/" + l.key; }
@@ -280,7 +275,7 @@ class TransformJobController::Runner {
   bool ShuttingDown() const { return c_.monitors_.shutting_down(); }
   fs::path JobDir() const {
     return c_.options_.transforms_dir /
-           (Lower(name_) + "-" + std::to_string(record_.created_millis));
+           (AsciiLower(name_) + "-" + std::to_string(record_.created_millis));
   }
   std::string Stream(const Instance& inst) const { return name_ + "/" + inst.id; }
   std::string DataStream(const Instance& inst) const { return Stream(inst) + "/data-log"; }
@@ -1386,44 +1381,14 @@ Result<json> TransformJobController::Describe(const json& request) {
 
 Result<json> TransformJobController::List(const json& request) {
   ASSIGN_OR_RETURN(std::vector<metadata::Resource> all, store_.List(kKind));
-  auto bound = [&](const char* key) -> std::optional<std::int64_t> {
-    return request.contains(key) ? TimestampMillis(request[key]) : std::nullopt;
-  };
-  auto created_after = bound("CreationTimeAfter"), created_before = bound("CreationTimeBefore");
-  auto modified_after = bound("LastModifiedTimeAfter");
-  auto modified_before = bound("LastModifiedTimeBefore");
-  const std::string contains = Lower(request.value("NameContains", ""));
-  const std::string status = request.value("StatusEquals", "");
-  std::vector<const metadata::Resource*> rows;
-  for (const auto& r : all) {
-    if (created_after && r.created_millis <= *created_after) continue;
-    if (created_before && r.created_millis >= *created_before) continue;
-    if (modified_after && r.modified_millis <= *modified_after) continue;
-    if (modified_before && r.modified_millis >= *modified_before) continue;
-    if (!status.empty() && r.status != status) continue;
-    if (!contains.empty() && Lower(r.name).find(contains) == std::string::npos) continue;
-    rows.push_back(&r);
-  }
-  const std::string sort_by = request.value("SortBy", "CreationTime");
-  const bool descending = request.value("SortOrder", "Descending") == "Descending";
-  std::stable_sort(rows.begin(), rows.end(), [&](const auto* a, const auto* b) {
-    if (sort_by == "Name") return Lower(a->name) < Lower(b->name);
-    if (sort_by == "Status" && a->status != b->status) return a->status < b->status;
-    if (a->created_millis != b->created_millis) return a->created_millis < b->created_millis;
-    return a->name < b->name;
-  });
-  if (descending) std::reverse(rows.begin(), rows.end());
-  std::vector<std::string> names;
-  names.reserve(rows.size());
-  for (const auto* r : rows) names.push_back(r->name);
-  ASSIGN_OR_RETURN(Page page, Paginate(request, names));
+  ASSIGN_OR_RETURN(ListPage page, FilterSortPage(all, request, {}));
   json summaries = json::array();
-  for (std::size_t i = page.begin; i < page.end; ++i) {
-    const json& d = rows[i]->doc;
-    json s = {{"TransformJobName", rows[i]->name},
-              {"TransformJobArn", rows[i]->arn},
+  for (const metadata::Resource* r : page.rows) {
+    const json& d = r->doc;
+    json s = {{"TransformJobName", r->name},
+              {"TransformJobArn", r->arn},
               {"CreationTime", d["CreationTime"]},
-              {"TransformJobStatus", rows[i]->status}};
+              {"TransformJobStatus", r->status}};
     for (const char* k : {"TransformEndTime", "LastModifiedTime", "FailureReason"}) {
       if (d.contains(k)) s[k] = d[k];
     }

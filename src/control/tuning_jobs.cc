@@ -16,6 +16,7 @@
 #include <re2/re2.h>
 
 #include "common/clock.h"
+#include "common/strings.h"
 #include "control/resource_records.h"
 #include "spdlog/spdlog.h"
 #include "tuning/strategy.h"
@@ -49,12 +50,6 @@ Status JobNotFound(std::string_view name) {
 
 bool IsTerminal(std::string_view status) {
   return status == "Completed" || status == "Failed" || status == "Stopped";
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
 }
 
 std::string ObjectiveTypeName(tuning::ObjectiveType type) {
@@ -129,7 +124,7 @@ Result<std::vector<Definition>> ReadDefinitions(const json& doc, int min_peers) 
                           ".definitionName' failed to satisfy constraint: Member must not be "
                           "null when TrainingJobDefinitions is used");
       }
-      if (!names.insert(Lower(d.name)).second) {
+      if (!names.insert(AsciiLower(d.name)).second) {
         return Validation("DefinitionName '" + d.name +
                           "' appears more than once in TrainingJobDefinitions.");
       }
@@ -1078,7 +1073,7 @@ Result<json> HyperParameterTuningJobController::Create(const json& request) {
     std::set<std::string> seen;
     for (const json& p : warm["ParentHyperParameterTuningJobs"]) {
       const std::string parent_name = p.value("HyperParameterTuningJobName", "");
-      if (!seen.insert(Lower(parent_name)).second) continue;
+      if (!seen.insert(AsciiLower(parent_name)).second) continue;
       auto parent = FindResourceIgnoringCase(store_, kKind, parent_name);
       if (!parent.ok()) {
         return Validation("The parent hyperparameter tuning job " + parent_name +
@@ -1203,44 +1198,15 @@ Result<json> HyperParameterTuningJobController::Describe(const json& request) {
 
 Result<json> HyperParameterTuningJobController::List(const json& request) {
   ASSIGN_OR_RETURN(std::vector<metadata::Resource> all, store_.List(kKind));
-  auto bound = [&](const char* key) -> std::optional<std::int64_t> {
-    return request.contains(key) ? TimestampMillis(request[key]) : std::nullopt;
-  };
-  const auto created_after = bound("CreationTimeAfter");
-  const auto created_before = bound("CreationTimeBefore");
-  const auto modified_after = bound("LastModifiedTimeAfter");
-  const auto modified_before = bound("LastModifiedTimeBefore");
-  const std::string contains = Lower(request.value("NameContains", ""));
-  const std::string status = request.value("StatusEquals", "");
-  std::vector<const metadata::Resource*> rows;
-  for (const auto& r : all) {
-    if (created_after && r.created_millis <= *created_after) continue;
-    if (created_before && r.created_millis >= *created_before) continue;
-    if (modified_after && r.modified_millis <= *modified_after) continue;
-    if (modified_before && r.modified_millis >= *modified_before) continue;
-    if (!status.empty() && r.status != status) continue;
-    if (!contains.empty() && Lower(r.name).find(contains) == std::string::npos) continue;
-    rows.push_back(&r);
-  }
-  const std::string sort_by = request.value("SortBy", "Name");
-  const bool descending = request.value("SortOrder", "Ascending") == "Descending";
-  std::stable_sort(rows.begin(), rows.end(), [&](const auto* a, const auto* b) {
-    if (sort_by == "Status" && a->status != b->status) return a->status < b->status;
-    if (sort_by == "CreationTime" && a->created_millis != b->created_millis) {
-      return a->created_millis < b->created_millis;
-    }
-    return a->name < b->name;
-  });
-  if (descending) std::reverse(rows.begin(), rows.end());
-  std::vector<std::string> names;
-  for (const auto* r : rows) names.push_back(r->name);
-  ASSIGN_OR_RETURN(Page page, Paginate(request, names));
+  ASSIGN_OR_RETURN(
+      ListPage page,
+      FilterSortPage(all, request, {.default_sort_by = "Name", .default_sort_order = "Ascending"}));
   json summaries = json::array();
-  for (std::size_t i = page.begin; i < page.end; ++i) {
-    const json& d = rows[i]->doc;
-    json s = {{"HyperParameterTuningJobName", rows[i]->name},
-              {"HyperParameterTuningJobArn", rows[i]->arn},
-              {"HyperParameterTuningJobStatus", rows[i]->status},
+  for (const metadata::Resource* r : page.rows) {
+    const json& d = r->doc;
+    json s = {{"HyperParameterTuningJobName", r->name},
+              {"HyperParameterTuningJobArn", r->arn},
+              {"HyperParameterTuningJobStatus", r->status},
               {"Strategy", d["HyperParameterTuningJobConfig"].value("Strategy", "")},
               {"CreationTime", d["CreationTime"]},
               {"TrainingJobStatusCounters", d["TrainingJobStatusCounters"]},
