@@ -25,6 +25,7 @@ import argparse
 import io
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -162,6 +163,11 @@ def run_hearth(server, sm, strategy, seed):
     values = [s.get("FinalHyperParameterTuningJobObjectiveMetric", {}).get("Value")
               for s in summaries]
     failed = sum(v is None for v in values)
+    if d["HyperParameterTuningJobStatus"] != "Completed" or "BestTrainingJob" not in d:
+        raise SystemExit(f"tuning job {name} ended {d['HyperParameterTuningJobStatus']} "
+                         f"({d.get('FailureReason', 'no best training job')}); counters "
+                         f"{d.get('TrainingJobStatusCounters')}; server log "
+                         f"{server.log_path}")
     best = d["BestTrainingJob"]["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
     return {"seed": seed, "best": best, "trials": len(summaries), "failed": failed,
             "curve": best_so_far([v for v in values if v is not None]),
@@ -285,6 +291,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--first-seed", type=int, default=1)
+    parser.add_argument("--keep", action="store_true", help="keep the server's data directory")
     parser.add_argument("--out", default=RESULTS)
     args = parser.parse_args()
     if not os.path.exists(hearth_server.HEARTH):
@@ -295,7 +303,8 @@ def main():
     result = {"seeds": args.seeds, "trials": TRIALS,
               "machine": hearth_server.machine_facts(modules=("optuna", "xgboost", "sklearn")),
               "runs": {}}
-    with tempfile.TemporaryDirectory(prefix="hearth-xgb-tune-") as data_dir:
+    data_dir = tempfile.mkdtemp(prefix="hearth-xgb-tune-")
+    try:
         server = Server(data_dir)
         server.start()
         try:
@@ -315,7 +324,7 @@ def main():
             for name, _ in plan:
                 result["runs"][name] = []
             # Interleaved by seed, so that the machine's load falls on every search alike.
-            for seed in range(1, args.seeds + 1):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 for name, run in plan:
                     r = run(seed)
                     result["runs"][name].append(r)
@@ -323,6 +332,11 @@ def main():
                           f"({r['seconds']:.1f} s)", flush=True)
         finally:
             server.kill()
+    finally:
+        if args.keep:
+            print(f"kept {data_dir}")
+        else:
+            shutil.rmtree(data_dir, ignore_errors=True)
     result["machine"]["loadavg_at_end"] = os.getloadavg()
     result["summary"] = {name: summarise(runs) for name, runs in result["runs"].items()}
     pairs = list(zip(result["runs"]["Hearth Bayesian"], result["runs"]["Optuna TPE"]))
