@@ -2,6 +2,7 @@
 gzip'd CSV and RecordIO-protobuf objects with every SplitType / BatchStrategy / AssembleWith a
 user combines, and the developer guide's DataProcessing examples (CSV and JSON); outputs land at
 <S3OutputPath>/<key relative to the input>.out and match open-source XGBoost's predictions.
+TFRecord objects split by record (and a corrupt one failing its job).
 A bring-your-own model that answers 500 fails its job with a reason and leaves no output;
 StopTransformJob stops one; the AWS CLI creates, waits for, describes and lists one; a job
 survives a kill -9 of the server.
@@ -311,6 +312,69 @@ def test_xgboost_transforms_recordio_protobuf_split_by_record(server, sm, s3, tr
         assert d["TransformJobStatus"] == "Completed", d.get("FailureReason")
         np.testing.assert_allclose(floats(get(s3, "rio", f"{name}/rows.rec.out")),
                                    trained.predict(X), rtol=1e-5, atol=1e-6)
+
+
+def _crc32c_table():
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+CRC32C_TABLE = _crc32c_table()
+
+
+def masked_crc32c(data):
+    """TFRecord's checksum: CRC-32C (Castagnoli), rotated and offset."""
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc = CRC32C_TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    crc ^= 0xFFFFFFFF
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def tfrecord_frame(data):
+    length = len(data).to_bytes(8, "little")
+    return (length + masked_crc32c(length).to_bytes(4, "little") + data +
+            masked_crc32c(data).to_bytes(4, "little"))
+
+
+def test_tfrecord_objects_split_by_record(server, sm, s3, tmp_path):
+    model = echo_model(server, sm, tmp_path, "tfr")
+    s3.create_bucket(Bucket="tfr")
+    records = [b"first record", b"", b"x" * 3000, b"last, with a comma"]
+    framed = [tfrecord_frame(r) for r in records]
+    s3.put_object(Bucket="tfr", Key="in/a.tfrecord", Body=b"".join(framed))
+    # SingleRecord: each request is one record's data, framing removed, so the echo model's
+    # answers are the records themselves. MultiRecord (1 MB): one request with every frame as
+    # it is in the object.
+    for name, strategy in (("tfr-single", "SingleRecord"), ("tfr-multi", "MultiRecord")):
+        sm.create_transform_job(**transform_request(
+            name, model, "s3://tfr/in/", f"s3://tfr/{name}", split="TFRecord",
+            content_type="application/x-tfrecord", BatchStrategy=strategy, MaxPayloadInMB=1))
+    for name in ("tfr-single", "tfr-multi"):
+        d = wait_done(sm, name)
+        assert d["TransformJobStatus"] == "Completed", d.get("FailureReason")
+    assert get(s3, "tfr", "tfr-single/a.tfrecord.out") == b"".join(
+        r.upper() + b"\n" for r in records)
+    assert get(s3, "tfr", "tfr-multi/a.tfrecord.out") == b"".join(framed).upper() + b"\n"
+
+    # A flipped byte in the third record's data: the job fails naming the object and record.
+    broken = bytearray(b"".join(framed))
+    broken[len(framed[0]) + len(framed[1]) + 12 + 100] ^= 0x01
+    s3.put_object(Bucket="tfr", Key="bad/b.tfrecord", Body=bytes(broken))
+    sm.create_transform_job(**transform_request(
+        "tfr-bad", model, "s3://tfr/bad/", "s3://tfr/tfr-bad", split="TFRecord",
+        content_type="application/x-tfrecord", BatchStrategy="SingleRecord"))
+    d = wait_done(sm, "tfr-bad")
+    assert d["TransformJobStatus"] == "Failed"
+    assert "object 's3://tfr/bad/b.tfrecord' has a bad TFRecord data checksum in record 3 " \
+           "(offset 44)" in d["FailureReason"], \
+        d["FailureReason"]
+    assert keys(s3, "tfr", "tfr-bad") == []
 
 
 def test_data_processing_examples_of_the_developer_guide(server, sm, s3, trained):
