@@ -3,15 +3,19 @@
 //
 // Large batches are parsed on every core: the lines in the window are found first (memchr is
 // far faster than number parsing), then shared out in chunks (ParallelChunks), each row writing
-// its own slot of the batch. A failing row is parsed again alone to word the error.
+// its own slot of the batch. Within a row the commas are found first and each cell is read on its
+// own (csv_cells.h); a row that does not parse that way is parsed again cell after cell, which
+// words the error.
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
 
+#include "data/csv_cells.h"
 #include "data/parallel_chunks.h"
 #include "data/row_parser.h"
 #include "data/text_number.h"
@@ -24,6 +28,10 @@ constexpr std::size_t kMinParallelRows = 256;
 constexpr std::size_t kMinParallelChunk = std::size_t{256} << 10;
 // Rows per claimed chunk: small enough that a helper preempted mid-chunk costs little.
 constexpr std::size_t kRowsPerChunk = 32;
+// After a row whose cells mostly missed the vector path (csv_cells.h), this many rows go cell
+// after cell before it is tried again; in a shared batch, a chunk in this many tries it again.
+constexpr std::size_t kInOrderRows = 64;
+constexpr std::size_t kRetryEveryChunks = 16;
 // Top the window up to at least this before cutting it among threads.
 constexpr std::size_t kMinParallelBytes = std::size_t{1} << 20;
 
@@ -70,13 +78,74 @@ class CsvParser : public RowParser {
     std::size_t found = 0;        // cells found, when the width is wrong
   };
 
-  // Parses a row of exactly fields_ cells: features into row[0..cols), the label into *label.
-  bool ParseCells(const char* p, const char* end, float* row, float* label,
-                  RowError* error) const {
+#if defined(__SSE4_1__)
+  // The vector path: split the row at its commas, then read each cell alone (csv_cells.h).
+  // Parses a row of exactly fields_ cells, features into row[0..cols) and the label into *label,
+  // and counts in *declined the cells that were not plain decimals. False for a row of the wrong
+  // width or with a cell that is not a number (the cells written so far are then garbage); the
+  // caller parses it again cell after cell, which words the error. Bytes [floor, ceiling)
+  // around the row may be read; `ends` holds fields_ + kCellEndsSlack entries.
+  bool ParseSplitCells(const char* p, const char* end, const char* floor, const char* ceiling,
+                       float* row, float* label, std::uint32_t* ends,
+                       std::size_t* declined) const {
+    // Cell ends are 32-bit offsets.
+    if (static_cast<std::uint64_t>(end - p) > std::numeric_limits<std::uint32_t>::max()) {
+      return false;
+    }
+    const std::size_t fields = fields_;
+    if (FindCellEnds(p, end, ceiling, ends, fields) != fields) return false;
+    const std::uint32_t* cell_end = ends;
+    const char* cell = p;
+    if (label_size_ == 1) {
+      if (!ParseCell(cell, p + *cell_end, floor, end, label, declined)) return false;
+      cell = p + *cell_end++ + 1;
+    }
+    for (float *feature = row, *stop = row + (fields - label_size_); feature != stop;
+         ++feature, ++cell_end) {
+      if (!ParseCell(cell, p + *cell_end, floor, end, feature, declined)) return false;
+      cell = p + *cell_end + 1;
+    }
+    return true;
+  }
+
+  // Whether a row's cells mostly missed the vector path: for such rows (exponents, blanks, long
+  // numbers) splitting first is only overhead.
+  bool MostlyDeclined(std::size_t declined) const { return declined * 2 > fields_; }
+
+  // Parses lines_[i..stop) on the vector path into their slots of `dense` and `labels` until a
+  // row fails it or mostly misses it. Returns the first row left to the caller. Out of line, so
+  // that the caller's loop over the rest keeps its registers.
+  [[gnu::noinline]] std::size_t ParseSplitRows(std::size_t i, std::size_t stop,
+                                               const char* floor, const char* ceiling,
+                                               float* dense, float* labels) const {
+    const std::size_t cols = fields_ - label_size_;
+    std::vector<std::uint32_t> ends(fields_ + kCellEndsSlack);
+    float ignored;
+    for (; i < stop; ++i) {
+      std::size_t declined = 0;
+      if (!ParseSplitCells(lines_[i].begin, lines_[i].end, floor, ceiling, dense + i * cols,
+                           labels ? labels + i : &ignored, ends.data(), &declined)) {
+        return i;
+      }
+      const bool mostly_declined = MostlyDeclined(declined);
+      // Written only on a change: every chunk reads it.
+      if (mostly_declined != split_declined_.load(std::memory_order_relaxed)) {
+        split_declined_.store(mostly_declined, std::memory_order_relaxed);
+      }
+      if (mostly_declined) return i + 1;
+    }
+    return stop;
+  }
+#endif
+
+  // Parses a row of exactly fields_ cells cell after cell, stopping at the first problem, which
+  // *error describes.
+  bool ParseCellsInOrder(const char* p, const char* end, float* row, float* label,
+                         RowError* error) const {
     std::size_t n = 0;
     while (true) {
       float v;
-      const char* after = ParseField(p, end, &v);
+      const char* after = ParseCellText(p, end, &v);
       if (after == nullptr) {
         *error = {n, p, 0};
         return false;
@@ -109,8 +178,19 @@ class CsvParser : public RowParser {
     std::size_t base = out->dense.size();
     out->dense.resize(base + fields_ - label_size_);
     float label = 0;
+    bool parsed = false;
+#if defined(__SSE4_1__)
+    if (in_order_rows_ > 0) {
+      --in_order_rows_;
+    } else {
+      std::size_t declined = 0;
+      parsed = ParseSplitCells(p, end, window.begin(), window.end(), out->dense.data() + base,
+                               &label, cell_ends_.data(), &declined);
+      if (parsed && MostlyDeclined(declined)) in_order_rows_ = kInOrderRows;
+    }
+#endif
     RowError error;
-    if (!ParseCells(p, end, out->dense.data() + base, &label, &error)) {
+    if (!parsed && !ParseCellsInOrder(p, end, out->dense.data() + base, &label, &error)) {
       out->dense.resize(base);
       return Describe(window, error, end);
     }
@@ -125,7 +205,7 @@ class CsvParser : public RowParser {
     cells.reserve(64);
     while (true) {
       float v;
-      const char* after = ParseField(p, end, &v);
+      const char* after = ParseCellText(p, end, &v);
       if (after == nullptr) return Fail(out, Describe(window, {cells.size(), p, 0}, end));
       cells.push_back(v);
       p = after;
@@ -139,6 +219,7 @@ class CsvParser : public RowParser {
                                        std::to_string(cells.size()) + " column(s)"));
     }
     fields_ = cells.size();
+    cell_ends_.resize(fields_ + kCellEndsSlack);
     out->cols = fields_ - label_size_;
     if (label_size_ == 1) {
       out->labels.push_back(cells[0]);
@@ -190,11 +271,18 @@ class CsvParser : public RowParser {
     if (pool_ == nullptr) pool_ = std::make_unique<ParallelChunks>(helpers_);
     pool_->Run((n + kRowsPerChunk - 1) / kRowsPerChunk, [&](std::size_t chunk) {
       std::size_t stop = std::min(n, (chunk + 1) * kRowsPerChunk);
-      for (std::size_t i = chunk * kRowsPerChunk; i < stop; ++i) {
+      std::size_t i = chunk * kRowsPerChunk;
+#if defined(__SSE4_1__)
+      // While rows keep missing the vector path, most chunks go cell after cell from the start.
+      if (!split_declined_.load(std::memory_order_relaxed) || chunk % kRetryEveryChunks == 0) {
+        i = ParseSplitRows(i, stop, window.begin(), window.end(), dense, labels);
+      }
+#endif
+      for (; i < stop; ++i) {
         float ignored;
         RowError error;
-        if (!ParseCells(lines_[i].begin, lines_[i].end, dense + i * cols,
-                        labels ? labels + i : &ignored, &error)) {
+        if (!ParseCellsInOrder(lines_[i].begin, lines_[i].end, dense + i * cols,
+                               labels ? labels + i : &ignored, &error)) {
           std::size_t seen = first_bad.load(std::memory_order_relaxed);
           while (i < seen && !first_bad.compare_exchange_weak(seen, i)) {
           }
@@ -210,27 +298,13 @@ class CsvParser : public RowParser {
       RowError error;
       float scratch_label;
       std::vector<float> scratch(cols);
-      ParseCells(bad.begin, bad.end, scratch.data(), &scratch_label, &error);
+      ParseCellsInOrder(bad.begin, bad.end, scratch.data(), &scratch_label, &error);
       return Describe(window, error, bad.end);
     }
     out->rows += n;
     line_ = number;
     window.ConsumeTo(p);
     return n;
-  }
-
-  // One cell, surrounding blanks included; an empty cell is NaN. Returns where the cell ends
-  // (at ',' or `end`, or at the junk after a number), nullptr when it is not a number.
-  static const char* ParseField(const char* p, const char* end, float* v) {
-    while (p < end && (*p == ' ' || *p == '\t')) ++p;
-    if (p == end || *p == ',') {
-      *v = std::numeric_limits<float>::quiet_NaN();
-      return p;
-    }
-    p = ParseFloat(p, end, v);
-    if (p == nullptr) return nullptr;
-    while (p < end && (*p == ' ' || *p == '\t')) ++p;
-    return p;
   }
 
   std::string Where(const ByteWindow& window) const {
@@ -257,6 +331,10 @@ class CsvParser : public RowParser {
   std::size_t fields_ = 0;  // columns per row, label included; 0 until the first row
   std::uint64_t line_ = 0;
   std::vector<Line> lines_;
+  std::vector<std::uint32_t> cell_ends_;  // ParseRow's FindCellEnds output
+  std::size_t in_order_rows_ = 0;          // ParseRow's rows left before it tries the vector path
+  // Whether the last row tried on the vector path mostly missed it (a hint shared by threads).
+  mutable std::atomic<bool> split_declined_{false};
 };
 
 }  // namespace

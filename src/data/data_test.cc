@@ -329,6 +329,267 @@ TEST(CsvReaderTest, AFailedReaderKeepsFailing) {
   EXPECT_FALSE((*reader)->Next(10, &batch).ok());
 }
 
+// What the reader must make of one cell: blanks around it ignored, empty is NaN, otherwise what
+// std::from_chars reads (a leading '+' allowed), saturating when out of range.
+float ExpectedCell(std::string cell) {
+  while (!cell.empty() && (cell.back() == ' ' || cell.back() == '\t')) cell.pop_back();
+  std::size_t first = cell.find_first_not_of(" \t");
+  cell = first == std::string::npos ? "" : cell.substr(first);
+  if (cell.empty()) return std::numeric_limits<float>::quiet_NaN();
+  if (cell[0] == '+') cell.erase(0, 1);
+  float v = 0;
+  auto [end, ec] = std::from_chars(cell.data(), cell.data() + cell.size(), v);
+  EXPECT_EQ(end, cell.data() + cell.size()) << cell;
+  if (ec == std::errc::result_out_of_range) return std::strtof(cell.c_str(), nullptr);
+  EXPECT_EQ(ec, std::errc()) << cell;
+  return v;
+}
+
+bool SameFloat(float a, float b) {
+  return (std::isnan(a) && std::isnan(b)) || std::memcmp(&a, &b, sizeof(float)) == 0;
+}
+
+// Cells of every shape the reader meets: the plain decimals its vector path reads (1 to 16
+// characters, with or without '-', '.' first, last or absent), and the forms it leaves to the
+// exact parser (blanks, '+', exponents, nan/inf, long digit strings, float rounding midpoints).
+std::string RandomCell(std::mt19937_64& rng) {
+  static const char* const kSpecial[] = {
+      "", " ", "\t", " 1.5", "1.5 ", "+2", "-0", "0", "-0.0", "0.000", ".5", "5.", "-.5", "-5.",
+      "nan", "inf", "-inf", "1e5", "1E-5", "-2.5e+3", "00000001.5000000", "0000000000000000",
+      "-000000000000000.5", "123456789012345678", "1234567.8", "12345678", "9999999",
+      "99999999", "0.00000001", "1234567890123456", "12345678901234567", "0.000000000000001",
+      "-1.234567890123456", "16777216", "16777217", "16777219", "33554435", "-33554433",
+      "9007199254740993", "0.1", "0.2", "0.3", "3.4028235e38", "1e-45", "1e50", "-1e-50",
+      "1677721.7", "8388608.5", "0.5", "2.5", "-9.999999", "999999.9", "0.0000001"};
+  char buf[64];
+  switch (rng() % 8) {
+    case 0:
+      return kSpecial[rng() % std::size(kSpecial)];
+    case 1: {  // what numpy's "%.6g" writes
+      float v = std::uniform_real_distribution<float>(-10, 10)(rng);
+      return std::string(buf, std::snprintf(buf, sizeof(buf), "%.6g", v));
+    }
+    case 2: {  // any precision, magnitudes 1e-8 .. 1e8
+      double v = std::pow(10.0, std::uniform_real_distribution<double>(-8, 8)(rng));
+      if (rng() % 2) v = -v;
+      int precision = 1 + static_cast<int>(rng() % 10);
+      return std::string(buf, std::snprintf(buf, sizeof(buf), "%.*g", precision, v));
+    }
+    case 3: {
+      double v = std::uniform_real_distribution<double>(-1e4, 1e4)(rng);
+      int decimals = static_cast<int>(rng() % 12);
+      return std::string(buf, std::snprintf(buf, sizeof(buf), "%.*f", decimals, v));
+    }
+    case 4: {
+      long long v = static_cast<long long>(rng() % 2000000000) - 1000000000;
+      return std::to_string(v >> (rng() % 30));
+    }
+    case 5: {  // next to a float rounding midpoint, in 7 to 17 significant digits
+      float f = std::ldexp(std::uniform_real_distribution<float>(0.5f, 1)(rng),
+                           static_cast<int>(rng() % 40) - 16);
+      double midpoint = (double(f) + double(std::nextafter(f, 1e30f))) / 2;
+      int precision = 7 + static_cast<int>(rng() % 11);
+      return std::string(buf, std::snprintf(buf, sizeof(buf), "%.*g", precision, midpoint));
+    }
+    case 6: {  // short digit strings with the '.' anywhere
+      std::string digits;
+      int n = 1 + static_cast<int>(rng() % 16);
+      for (int i = 0; i < n; ++i) digits += static_cast<char>('0' + rng() % 10);
+      std::size_t dot = rng() % (digits.size() + 2);
+      if (dot <= digits.size()) digits.insert(dot, ".");
+      return rng() % 2 ? "-" + digits : digits;
+    }
+    default: {
+      float v = std::uniform_real_distribution<float>(-1, 1)(rng);
+      return std::string(buf, std::snprintf(buf, sizeof(buf), "%.7g", v));
+    }
+  }
+}
+
+// Rows of random cells with "\n" or "\r\n" endings, blank lines, and no final newline.
+struct RandomCsv {
+  std::string text;
+  std::vector<std::vector<std::string>> rows;
+};
+
+// At least two columns, so that no row is a blank line.
+RandomCsv MakeRandomCsv(std::mt19937_64& rng, std::size_t rows, std::size_t cols) {
+  RandomCsv csv;
+  for (std::size_t r = 0; r < rows; ++r) {
+    std::vector<std::string> cells;
+    for (std::size_t c = 0; c < cols; ++c) {
+      cells.push_back(RandomCell(rng));
+      if (c > 0) csv.text += ',';
+      csv.text += cells.back();
+    }
+    csv.rows.push_back(std::move(cells));
+    if (r + 1 < rows) csv.text += rng() % 3 == 0 ? "\r\n" : "\n";
+    if (rng() % 50 == 0) csv.text += "\n";
+  }
+  return csv;
+}
+
+// Compares every cell of `batch` (label first, when it has labels) with ExpectedCell.
+void ExpectCells(const RandomCsv& csv, const Batch& batch, std::size_t first_row = 0) {
+  std::size_t mismatches = 0;
+  for (std::size_t r = 0; r < batch.rows; ++r) {
+    const std::vector<std::string>& cells = csv.rows[first_row + r];
+    std::size_t label_size = batch.has_labels() ? 1 : 0;
+    ASSERT_EQ(cells.size(), batch.cols + label_size);
+    for (std::size_t c = 0; c < cells.size(); ++c) {
+      float got = c < label_size ? batch.labels[r] : batch.row(r)[c - label_size];
+      float want = ExpectedCell(cells[c]);
+      if (!SameFloat(got, want)) {
+        ADD_FAILURE() << "row " << first_row + r << " cell " << c << " '" << cells[c] << "': got "
+                      << got << ", want " << want;
+        if (++mismatches > 10) return;
+      }
+    }
+  }
+}
+
+// Splitting rows at their commas and reading each cell alone (csv_cells.h) must give exactly
+// what a cell-by-cell exact parse gives, in big batches (shared among threads), row by row, and
+// across the refills of a file's read buffer.
+TEST(CsvReaderTest, EveryCellShapeReadsAsFromChars) {
+  std::mt19937_64 rng(11);
+  for (std::size_t cols : {std::size_t{1}, std::size_t{2}, std::size_t{7}, std::size_t{37}}) {
+    RandomCsv csv = MakeRandomCsv(rng, 3000, cols + 1);
+    SCOPED_TRACE(cols);
+    auto all = ReadMemory(csv.text, kCsvLabelled);
+    ASSERT_TRUE(all.ok()) << all.status().ToString();
+    ASSERT_EQ(all->rows, csv.rows.size());
+    ExpectCells(csv, *all);
+
+    auto reader = OpenMemoryReader(csv.text, kCsvLabelled);
+    ASSERT_TRUE(reader.ok());
+    Batch one;
+    for (std::size_t r = 0; r < 300; ++r) {
+      ASSERT_TRUE(*(*reader)->Next(1, &one));
+      ExpectCells(csv, one, r);
+    }
+
+    auto no_label = ReadMemory(csv.text, kCsvNoLabel);
+    ASSERT_TRUE(no_label.ok()) << no_label.status().ToString();
+    ExpectCells(csv, *no_label);
+  }
+
+  // A file bigger than the read buffer: rows straddle refills and the parallel cut.
+  TempDir dir;
+  RandomCsv big = MakeRandomCsv(rng, 40000, 20);
+  WriteFile(dir / "big.csv", big.text);
+  auto reader = OpenFileReader({dir / "big.csv"}, kCsvLabelled);
+  ASSERT_TRUE(reader.ok());
+  Batch batch;
+  std::size_t done = 0;
+  while (true) {
+    auto more = (*reader)->Next(777, &batch);
+    ASSERT_TRUE(more.ok()) << more.status().ToString();
+    if (!*more) break;
+    ExpectCells(big, batch, done);
+    done += batch.rows;
+  }
+  EXPECT_EQ(done, big.rows.size());
+}
+
+// Rows that mostly miss the vector path (exponents, blanks) make the reader parse the next rows
+// cell after cell for a while; stretches of each kind, in either order, read the same.
+TEST(CsvReaderTest, StretchesOfDeclinedCellsReadTheSame) {
+  std::mt19937_64 rng(5);
+  const char* formats[] = {"%.8e", "%.6g", " %.6g", "%.6g", "%.17g", "%.4f"};
+  RandomCsv csv;
+  char buf[64];
+  for (const char* format : formats) {
+    for (int r = 0; r < 700; ++r) {
+      std::vector<std::string> cells;
+      for (int c = 0; c < 12; ++c) {
+        float v = std::uniform_real_distribution<float>(-100, 100)(rng);
+        cells.push_back(std::string(buf, std::snprintf(buf, sizeof(buf), format, v)));
+        csv.text += (c ? "," : "") + cells.back();
+      }
+      csv.text += '\n';
+      csv.rows.push_back(std::move(cells));
+    }
+  }
+  auto all = ReadMemory(csv.text, kCsvLabelled);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  ASSERT_EQ(all->rows, csv.rows.size());
+  ExpectCells(csv, *all);
+
+  auto reader = OpenMemoryReader(csv.text, kCsvLabelled);
+  ASSERT_TRUE(reader.ok());
+  Batch batch;
+  for (std::size_t done = 0; done < csv.rows.size(); done += batch.rows) {
+    ASSERT_TRUE(*(*reader)->Next(rng() % 3 == 0 ? 300 : 1 + rng() % 20, &batch));
+    ExpectCells(csv, batch, done);
+  }
+}
+
+// Very long rows (many 32-byte blocks, cells of one character, a cell longer than the vector
+// path takes) and a row that is one cell.
+TEST(CsvReaderTest, LongRowsAndShortCells) {
+  std::string row = "1";
+  for (int c = 0; c < 5000; ++c) {
+    row += c % 100 == 0 ? ",12345678901234567.25" : "," + std::to_string(c % 10);
+  }
+  std::string text;
+  for (int r = 0; r < 400; ++r) text += row + (r % 2 ? "\r\n" : "\n");
+  auto batch = ReadMemory(text, kCsvLabelled);
+  ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+  ASSERT_EQ(batch->rows, 400u);
+  ASSERT_EQ(batch->cols, 5000u);
+  bool same = true;
+  for (std::size_t r = 0; r < 400; ++r) {
+    for (int c = 0; c < 5000; ++c) {
+      float want = c % 100 == 0 ? 12345678901234567.25f : float(c % 10);
+      same &= batch->row(r)[c] == want;
+    }
+  }
+  EXPECT_TRUE(same);
+
+  auto single = ReadMemory("-1.5\n2\n\n.25\r\n-.75", kCsvNoLabel);
+  ASSERT_TRUE(single.ok()) << single.status().ToString();
+  EXPECT_THAT(single->dense, ElementsAre(-1.5f, 2.0f, 0.25f, -0.75f));
+}
+
+// Cells the vector path declines and the exact parser rejects keep their messages, whether the
+// row is met in a big shared batch or alone.
+TEST(CsvReaderTest, MalformedCellsKeepTheirMessages) {
+  struct Case {
+    const char* cells;  // columns 2 and 3
+    const char* where;  // the column and what the message quotes
+  };
+  const Case cases[] = {{"abc,4", "column 2: cannot parse 'abc'"},
+                        {"1-2,4", "column 2: cannot parse '-2'"},
+                        {"--1,4", "column 2: cannot parse '--1'"},
+                        {"-,4", "column 2: cannot parse '-'"},
+                        {".,4", "column 2: cannot parse '.'"},
+                        {"-.,4", "column 2: cannot parse '-.'"},
+                        {"1.2.3,4", "column 2: cannot parse '.3'"},
+                        {"1..2,4", "column 2: cannot parse '.2'"},
+                        {"1 2,4", "column 2: cannot parse '2'"},
+                        {"0x10,4", "column 2: cannot parse 'x10'"},
+                        {"1,5e", "column 3: cannot parse 'e'"},
+                        {"1,123456789.123456789x", "column 3: cannot parse 'x'"}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.cells);
+    std::string good;
+    for (int r = 0; r < 600; ++r) good += "1,2.5,-3.25\n";
+    std::string bad = std::string("0,") + c.cells + "\n";
+    std::string text = good.substr(0, 12 * 299) + bad + good.substr(12 * 299);
+    EXPECT_THAT(ErrorOf(ReadMemory(text, kCsvLabelled)),
+                HasSubstr("request body line 300, " + std::string(c.where) + " as a number"));
+    EXPECT_THAT(ErrorOf(ReadMemory("1,2,3\n" + bad, kCsvLabelled)),
+                HasSubstr("request body line 2, " + std::string(c.where) + " as a number"));
+  }
+  std::string wide;
+  for (int r = 0; r < 600; ++r) wide += r == 400 ? "1,2,3,4\n" : "1,2,3\n";
+  EXPECT_THAT(ErrorOf(ReadMemory(wide, kCsvLabelled)),
+              HasSubstr("request body line 401: expected 3 columns, found 4"));
+  EXPECT_THAT(ErrorOf(ReadMemory("1,2,3\n1,2,3,\n", kCsvLabelled)),
+              HasSubstr("request body line 2: expected 3 columns, found 4"));
+}
+
 // The fast float path must round exactly as std::from_chars does, float rounding midpoints
 // (where a double intermediate could round twice) included.
 TEST(TextNumberTest, ParseFloatMatchesFromChars) {
@@ -1037,6 +1298,36 @@ TEST(DataThroughputTest, DISABLED_CsvAndRecordIO) {
               "(CPU %.3f s = %.0f MB/s per CPU-second)\n",
               read_rows, cols, csv_bytes / 1e6, csv_seconds, csv_bytes / 1e6 / csv_seconds,
               read_rows / csv_seconds, csv_cpu, csv_bytes / 1e6 / csv_cpu);
+
+  // A batch-transform request: ~6 MB of text/csv features read where it lies (the model
+  // servers' path: OpenMemoryReader + ReadAll).
+  {
+    std::string payload;
+    char buf[32];
+    for (std::size_t r = 0; payload.size() < (std::size_t{6} << 20); ++r) {
+      for (std::size_t c = 0; c < cols; ++c) {
+        if (c > 0) payload += ',';
+        float v = source.dense[(r % source.rows) * cols + c];
+        payload.append(buf, std::snprintf(buf, sizeof(buf), "%.6g", v));
+      }
+      payload += '\n';
+    }
+    constexpr int kRequests = 40;
+    std::size_t request_rows = 0;
+    start = std::chrono::steady_clock::now();
+    cpu_start = std::clock();
+    for (int i = 0; i < kRequests; ++i) {
+      auto parsed = ReadMemory(payload, kCsvNoLabel);
+      ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+      request_rows = parsed->rows;
+    }
+    double body_seconds = Seconds(start), body_cpu = CpuSeconds(cpu_start);
+    std::printf("CSV request body: %zu rows, %.1f MB x %d in %.3f s = %.0f MB/s "
+                "(CPU %.3f s = %.0f MB/s per CPU-second)\n",
+                request_rows, payload.size() / 1e6, kRequests, body_seconds,
+                payload.size() * kRequests / 1e6 / body_seconds, body_cpu,
+                payload.size() * kRequests / 1e6 / body_cpu);
+  }
 
   {
     std::string block = EncodeRecordIOProtobuf(source);
