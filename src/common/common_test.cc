@@ -1,4 +1,6 @@
+#include <chrono>
 #include <filesystem>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -7,6 +9,7 @@
 #include "common/fs.h"
 #include "common/ids.h"
 #include "common/status.h"
+#include "common/wait.h"
 
 namespace hearth {
 namespace {
@@ -73,6 +76,17 @@ TEST(Fs, WriteFileAtomicReplacesWholeFiles) {
   EXPECT_EQ(*ReadFile(dir / "f"), "two");
   EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir), {}), 1);
   std::filesystem::remove_all(dir);
+}
+
+TEST(PollBackoff, DoublesFromFirstUpToTheCap) {
+  using std::chrono::milliseconds;
+  PollBackoff backoff(milliseconds(100));
+  std::vector<long> waits;
+  for (int i = 0; i < 8; ++i) waits.push_back(backoff.Next().count());
+  EXPECT_EQ(waits, (std::vector<long>{2, 4, 8, 16, 32, 64, 100, 100}));
+  PollBackoff small(milliseconds(1), milliseconds(5));
+  EXPECT_EQ(small.Next().count(), 1);
+  EXPECT_EQ(small.Next().count(), 1);
 }
 
 }  // namespace

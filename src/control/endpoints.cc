@@ -9,6 +9,7 @@
 
 #include "common/clock.h"
 #include "common/strings.h"
+#include "common/wait.h"
 #include "control/host_output.h"
 #include "control/model_host.h"
 #include "control/resource_records.h"
@@ -425,6 +426,8 @@ EndpointController::Runner::Outcome EndpointController::Runner::Deploy(std::stri
 
   // Health: every instance must answer GET /ping with 200 before its variant's deadline.
   const auto start = std::chrono::steady_clock::now();
+  // Model servers usually answer within tens of milliseconds: poll often at first.
+  PollBackoff backoff(c_.options_.poll_interval);
   for (;;) {
     if (DeleteRequested()) return Outcome::kDeleting;
     if (ShuttingDown()) return Outcome::kShuttingDown;
@@ -441,7 +444,7 @@ EndpointController::Runner::Outcome EndpointController::Runner::Deploy(std::stri
       all_healthy = all_healthy && inst->healthy;
     }
     if (all_healthy) return Outcome::kServing;
-    std::this_thread::sleep_for(c_.options_.poll_interval);
+    backoff.Sleep();
   }
 }
 

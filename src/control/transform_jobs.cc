@@ -17,6 +17,7 @@
 #include "common/clock.h"
 #include "common/fs.h"
 #include "common/strings.h"
+#include "common/wait.h"
 #include "control/host_output.h"
 #include "control/model_host.h"
 #include "control/resource_records.h"
@@ -530,6 +531,8 @@ TransformJobController::Runner::Outcome TransformJobController::Runner::StartIns
     inst->pool = std::make_unique<http::ConnectionPool>("127.0.0.1", inst->port, 4);
   }
 
+  // Model servers usually answer within tens of milliseconds: poll often at first.
+  PollBackoff backoff(c_.options_.poll_interval);
   for (;;) {
     bool all_healthy = true;
     for (auto& inst : instances_) {
@@ -569,7 +572,7 @@ TransformJobController::Runner::Outcome TransformJobController::Runner::StartIns
     if (all_healthy) return Outcome::kReady;
     if (ShuttingDown()) return Outcome::kShuttingDown;
     if (Stopping()) return Outcome::kStopping;
-    std::this_thread::sleep_for(c_.options_.poll_interval);
+    backoff.Sleep();
   }
 }
 
