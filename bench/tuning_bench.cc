@@ -1,7 +1,9 @@
-// Runs a tuning strategy (src/tuning/) directly on a synthetic objective, as a tuning job would
-// drive it but with the training job replaced by a function call: Branin (2-D, minimum
-// 0.397887) or Hartmann6 (6-D, minimum -3.32237). For each seed it prints one JSON line: the
-// best-so-far regret after each completed evaluation and the time of every Suggest call.
+// Runs a tuning strategy (src/tuning/) directly on an objective, as a tuning job would drive it
+// but with the training job replaced by a function call.
+//
+// Synthetic mode: Branin (2-D, minimum 0.397887) or Hartmann6 (6-D, minimum -3.32237). For each
+// seed it prints one JSON line: the best-so-far regret after each completed evaluation and the
+// time of every Suggest call.
 //
 // With --parallel q, q trials are kept pending: the oldest completes, one new one is suggested
 // (so each suggestion sees q - 1 pending trials, as under MaxParallelTrainingJobs = q). After
@@ -11,6 +13,20 @@
 //
 //   hearth_tuning_bench --function branin|hartmann6 [--strategy bayesian|random]
 //                       [--seeds 20] [--first-seed 0] [--trials 100] [--parallel 1]
+//
+// External mode (--ranges): the objective is evaluated by whoever drives this program, over a
+// line protocol on stdin/stdout, for one seed. FILE.json holds a ParameterRanges object as
+// CreateHyperParameterTuningJob takes it. The strategy is created as the tuning job controller
+// creates it (RandomSeed = --seed, the objective type, the parsed ranges) and driven the same
+// way: Suggest(1) while fewer than --parallel trials are pending, then the oldest pending trial
+// completes. For each suggestion one line goes out,
+//   {"trial":0,"hyperparameters":{"eta":"0.0312","max_depth":"4",...}}
+// and, for the oldest pending trial, one line comes back: its objective value as a number, or
+// anything that is not a number (e.g. "fail") for a trial that failed. After --trials trials
+// one last line, {"done":true,"best_trial":N}, and the program exits.
+//
+//   hearth_tuning_bench --ranges FILE.json [--objective Maximize|Minimize] --seed N
+//                       [--trials 30] [--parallel 1] [--strategy bayesian|random]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -18,10 +34,15 @@
 #include <cstdlib>
 #include <ctime>
 #include <deque>
+#include <fstream>
+#include <iostream>
 #include <limits>
 #include <numbers>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "tuning/search_space.h"
 #include "tuning/strategy.h"
@@ -113,6 +134,83 @@ std::string JsonArray(const std::vector<double>& values) {
   return out + "]";
 }
 
+// External mode: see the header comment.
+int RunExternal(const std::string& ranges_path, const std::string& objective_name,
+                const std::string& strategy_name, std::uint64_t seed, int trials, int parallel) {
+  std::ifstream in(ranges_path);
+  if (!in) {
+    std::fprintf(stderr, "cannot read %s\n", ranges_path.c_str());
+    return 2;
+  }
+  const nlohmann::json ranges = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (ranges.is_discarded()) {
+    std::fprintf(stderr, "%s is not JSON\n", ranges_path.c_str());
+    return 2;
+  }
+  auto space = tuning::SearchSpace::FromJson(ranges);
+  if (!space.ok()) {
+    std::fprintf(stderr, "%s\n", space.status().ToString().c_str());
+    return 1;
+  }
+  if (objective_name != "Maximize" && objective_name != "Minimize") {
+    std::fprintf(stderr, "unknown objective type %s\n", objective_name.c_str());
+    return 2;
+  }
+  tuning::StrategyOptions options;
+  options.type =
+      strategy_name == "random" ? tuning::StrategyType::kRandom : tuning::StrategyType::kBayesian;
+  options.objective = objective_name == "Maximize" ? tuning::ObjectiveType::kMaximize
+                                                   : tuning::ObjectiveType::kMinimize;
+  options.space = *space;
+  options.random_seed = seed;
+  auto created = tuning::CreateStrategy(options);
+  if (!created.ok()) {
+    std::fprintf(stderr, "%s\n", created.status().ToString().c_str());
+    return 1;
+  }
+  tuning::Strategy& strategy = **created;
+  std::deque<tuning::TrialId> running;
+  int suggested = 0;
+  int ended = 0;
+  while (ended < trials) {
+    while (suggested < trials && static_cast<int>(running.size()) < parallel) {
+      auto got = strategy.Suggest(1);
+      if (!got.ok() || got->empty()) {
+        std::fprintf(stderr, "Suggest failed: %s\n",
+                     got.ok() ? "nothing left" : got.status().ToString().c_str());
+        return 1;
+      }
+      const tuning::Suggestion& s = got->front();
+      const nlohmann::json line = {{"trial", s.trial}, {"hyperparameters", s.hyperparameters}};
+      std::cout << line.dump() << std::endl;
+      running.push_back(s.trial);
+      ++suggested;
+    }
+    std::string reply;
+    if (!std::getline(std::cin, reply)) {
+      std::fprintf(stderr, "no objective value for trial %lld\n",
+                   static_cast<long long>(running.front()));
+      return 1;
+    }
+    char* end = nullptr;
+    const double value = std::strtod(reply.c_str(), &end);
+    const bool number = end != reply.c_str() && std::isfinite(value);
+    const tuning::TrialId trial = running.front();
+    running.pop_front();
+    const auto status = number ? strategy.Complete(trial, value) : strategy.Fail(trial);
+    if (!status.ok()) {
+      std::fprintf(stderr, "%s\n", status.ToString().c_str());
+      return 1;
+    }
+    ++ended;
+  }
+  const std::optional<tuning::TrialId> best = strategy.BestTrial();
+  const nlohmann::json done = {{"done", true},
+                               {"best_trial", best ? nlohmann::json(*best) : nlohmann::json()}};
+  std::cout << done.dump() << std::endl;
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -122,6 +220,10 @@ int main(int argc, char** argv) {
   int first_seed = 0;
   int trials = 100;
   int parallel = 1;
+  std::string ranges_path;
+  std::string objective_name = "Maximize";
+  std::uint64_t external_seed = 0;
+  bool trials_given = false;
   for (int i = 1; i < argc; i += 2) {
     const std::string flag = argv[i];
     if (i + 1 >= argc) {
@@ -139,8 +241,15 @@ int main(int argc, char** argv) {
       first_seed = std::atoi(value.c_str());
     } else if (flag == "--trials") {
       trials = std::atoi(value.c_str());
+      trials_given = true;
     } else if (flag == "--parallel") {
       parallel = std::max(1, std::atoi(value.c_str()));
+    } else if (flag == "--ranges") {
+      ranges_path = value;
+    } else if (flag == "--objective") {
+      objective_name = value;
+    } else if (flag == "--seed") {
+      external_seed = std::strtoull(value.c_str(), nullptr, 10);
     } else {
       std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
       return 2;
@@ -149,6 +258,10 @@ int main(int argc, char** argv) {
   if (strategy_name != "bayesian" && strategy_name != "random") {
     std::fprintf(stderr, "unknown strategy %s\n", strategy_name.c_str());
     return 2;
+  }
+  if (!ranges_path.empty()) {
+    return RunExternal(ranges_path, objective_name, strategy_name, external_seed,
+                       trials_given ? trials : 30, parallel);
   }
   const Problem problem = MakeProblem(function);
   auto space = tuning::SearchSpace::Create(problem.ranges);

@@ -14,6 +14,7 @@
 #include "tuning/gp.h"
 #include "tuning/lbfgs.h"
 #include "tuning/random.h"
+#include "tuning/target_warping.h"
 
 namespace hearth::tuning {
 namespace {
@@ -48,14 +49,17 @@ class BayesianStrategy : public Strategy {
     Rng rng(seed(), RngStream::kRandomSearch, static_cast<std::uint64_t>(trial));
     return options().space.Sample(rng);
   }
-  const GpParams& FittedParams(const Eigen::MatrixXd& x, const Eigen::VectorXd& y);
+  GpParams FittedParams(const Eigen::MatrixXd& x, const Eigen::VectorXd& y);
 
   const int initial_random_;
-  // Memo of the last fit. The fit is a pure function of (x, y, seed), all in the key, so
-  // reusing it never changes an answer; it only saves refitting between suggestions that see
-  // the same observations.
-  std::vector<double> fit_key_;
-  GpParams fit_params_;
+  // Memo of the last fits (one per target warping, target_warping.h). A fit is a pure function
+  // of (x, y, seed), all in the key, so reusing it never changes an answer; it only saves
+  // refitting between suggestions that see the same observations.
+  struct Fit {
+    std::vector<double> key;
+    GpParams params;
+  };
+  std::vector<Fit> fits_;
 };
 
 Configuration BayesianStrategy::InitialDesign(TrialId trial) const {
@@ -81,16 +85,19 @@ Configuration BayesianStrategy::InitialDesign(TrialId trial) const {
   return space.FromUniform(row);
 }
 
-const GpParams& BayesianStrategy::FittedParams(const Eigen::MatrixXd& x, const Eigen::VectorXd& y) {
+GpParams BayesianStrategy::FittedParams(const Eigen::MatrixXd& x, const Eigen::VectorXd& y) {
+  constexpr size_t kRemembered = 2;  // the plain and the warped targets of the last observations
   std::vector<double> key(x.data(), x.data() + x.size());
   key.insert(key.end(), y.data(), y.data() + y.size());
-  if (fit_params_.num_groups() == 0 || key != fit_key_) {
-    Rng rng(seed(), RngStream::kModelFit, static_cast<std::uint64_t>(y.size()));
-    fit_params_ =
-        FitGpParams(x, y, options().space.encoded_owner(), options().space.num_parameters(), rng);
-    fit_key_ = std::move(key);
+  for (const Fit& fit : fits_) {
+    if (fit.key == key) return fit.params;
   }
-  return fit_params_;
+  Rng rng(seed(), RngStream::kModelFit, static_cast<std::uint64_t>(y.size()));
+  GpParams params =
+      FitGpParams(x, y, options().space.encoded_owner(), options().space.num_parameters(), rng);
+  if (fits_.size() == kRemembered) fits_.erase(fits_.begin());
+  fits_.push_back({std::move(key), params});
+  return params;
 }
 
 std::optional<Configuration> BayesianStrategy::Propose(TrialId trial) {
@@ -118,23 +125,21 @@ std::optional<Configuration> BayesianStrategy::Propose(TrialId trial) {
     return InitialDesign(trial);
   }
 
-  // Standardised targets.
   Eigen::MatrixXd x(n, dim);
-  Eigen::VectorXd y(n);
+  Eigen::VectorXd raw(n);
   for (int i = 0; i < n; ++i) {
     x.row(i) = Eigen::Map<const Eigen::RowVectorXd>(observed[i].data(), dim);
-    y[i] = targets[i];
+    raw[i] = targets[i];
   }
-  const double mean = y.mean();
-  double sd = std::sqrt((y.array() - mean).square().mean());
-  if (!(sd > 1e-12 * (1.0 + std::abs(mean)))) sd = 1.0;
-  y = (y.array() - mean) / sd;
-
-  Result<GaussianProcess> fitted =
-      GaussianProcess::Create(x, y, space.encoded_owner(), FittedParams(x, y));
+  // The model: plain or half-rank-warped targets, standardised, whichever predicts better.
+  Result<TargetModel> fitted = FitTargetModel(
+      x, raw, space.encoded_owner(), [this](const Eigen::MatrixXd& xx, const Eigen::VectorXd& yy) {
+        return FittedParams(xx, yy);
+      });
   if (!fitted.ok()) return UniformDraw(trial);
-  double best = fitted->FittedMean().minCoeff();
-  GaussianProcess model = std::move(fitted).value();
+  const Eigen::VectorXd y = fitted->standardised;
+  double best = fitted->gp.FittedMean().minCoeff();
+  GaussianProcess model = std::move(fitted->gp);
   if (!pending.empty()) {
     Eigen::MatrixXd xp(static_cast<Eigen::Index>(pending.size()), dim);
     for (size_t i = 0; i < pending.size(); ++i) {

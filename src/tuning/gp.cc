@@ -276,6 +276,21 @@ void GaussianProcess::PredictWithGradient(const Eigen::VectorXd& point, double* 
       -2.0 * (delta * (factor * v.array()).matrix()).cwiseProduct(inverse_lengthscale_);
 }
 
+double GaussianProcess::LeaveOneOutLogDensity() const {
+  // diag(K⁻¹) = diag(L⁻ᵀ L⁻¹): the squared norms of the columns of L⁻¹.
+  Eigen::MatrixXd inverse_lower = llt_.matrixLLT();
+  InvertLowerInPlace(inverse_lower);
+  const Eigen::VectorXd precision =
+      inverse_lower.triangularView<Eigen::Lower>().toDenseMatrix().colwise().squaredNorm();
+  double total = 0;
+  for (Eigen::Index i = 0; i < y_.size(); ++i) {
+    const double residual = alpha_[i] / precision[i];  // y_i minus the held-out mean
+    total += 0.5 * std::log(precision[i] / (2 * std::numbers::pi)) -
+             0.5 * residual * residual * precision[i];
+  }
+  return total;
+}
+
 Eigen::VectorXd GaussianProcess::FittedMean() const { return y_ - noise_plus_jitter_ * alpha_; }
 
 Result<GaussianProcess> GaussianProcess::WithExtraData(const Eigen::MatrixXd& x,

@@ -80,6 +80,11 @@ class GaussianProcess {
 
   double LogMarginalLikelihood() const { return log_marginal_likelihood_; }
 
+  // Σ_i log p(y_i | the other points): the leave-one-out log predictive density of the targets
+  // (noise included), with these hyperparameters. Closed form from K⁻¹ (Rasmussen & Williams,
+  // eq. 5.12): the held-out mean is y_i - [K⁻¹y]_i / [K⁻¹]_ii, the variance 1 / [K⁻¹]_ii.
+  double LeaveOneOutLogDensity() const;
+
   // This model's hyperparameters, conditioned on extra points too. Used for pending
   // evaluations: conditioning on the current posterior mean there ("kriging believer") leaves
   // the mean unchanged and shrinks the variance around them.

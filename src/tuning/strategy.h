@@ -5,7 +5,8 @@
 //   Grid       the full product of categorical values in a fixed order; the space must be all
 //              categorical and the job has NumCombinations() trials.
 //   Bayesian   a Gaussian process (gp.h) on the encoded configurations, Matérn 5/2 ARD, MAP
-//              hyperparameters, maximising log expected improvement; see bayesian.h.
+//              hyperparameters, fitted to the plain or half-rank-warped objective values
+//              (target_warping.h), maximising log expected improvement; see bayesian.h.
 //   Hyperband  random configurations, each assigned a bracket; asynchronous successive halving
 //              with eta = 3 on the epoch resource stops the ones that fall behind (hyperband.h).
 //
