@@ -252,7 +252,9 @@ def write_markdown(path, result):
         "",
         f"`bench/xgboost_tune.py`, {m['date_utc']}, {m['nproc']} CPUs ({m['cpu']}), load average "
         f"{m['loadavg_at_start'][0]:.2f} at the start and {m['loadavg_at_end'][0]:.2f} at the "
-        f"end (the machine is shared), hearth {m['hearth_commit']} ({m['cmake_build_type']}), "
+        f"end (the machine is shared), hearth {m['hearth_commit']}"
+        f"{' with uncommitted changes under src/' if m.get('hearth_src_modified') else ''} "
+        f"({m['cmake_build_type']}), "
         f"optuna {m['versions']['optuna']}, xgboost {m['versions']['xgboost']}. Digits odd vs "
         f"even, 500 training and 600 validation rows; {result['seeds']} seeds x {TRIALS} "
         f"trials, one at a time; objective: last-round validation AUC ({ROUNDS} rounds).",
