@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import tempfile
 import time
 
@@ -109,6 +110,35 @@ class HearthServer:
     def register_image(self, name, directory):
         subprocess.run([HEARTH, "image", "register", name, directory, "--data-dir",
                         self.data_dir], check=True, capture_output=True)
+
+
+class LoggedServer(HearthServer):
+    """HearthServer whose stdout (where the server logs, e.g. "resuming training job ...",
+    possibly before "serving on") is drained into server.log for as long as it runs, so that
+    start() finds the "serving on" line wherever it is and the pipe never fills up. For tests
+    that restart a server with work in flight."""
+
+    def start(self, timeout=30):
+        os.makedirs(self.data_dir, exist_ok=True)
+        log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(
+            [HEARTH, "server", "--listen", f"127.0.0.1:{self.port}", "--data-dir",
+             self.data_dir], stdout=subprocess.PIPE, stderr=log, text=True)
+        serving = threading.Event()
+
+        def drain(out):
+            for line in out:
+                log.write(line)
+                log.flush()
+                if "serving on" in line:
+                    serving.set()
+            log.close()
+
+        threading.Thread(target=drain, args=(self.proc.stdout,), daemon=True).start()
+        wait_for(lambda: serving.is_set() or self.proc.poll() is not None, timeout=timeout,
+                 what="the server to start")
+        assert serving.is_set(), f"server did not start; see {self.log_path}"
+        return self
 
 
 def kill_processes_mentioning(text):

@@ -19,7 +19,6 @@ import socket
 import sqlite3
 import subprocess
 import tarfile
-import threading
 import time
 import urllib.parse
 
@@ -28,7 +27,7 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from conftest import HEARTH, HearthServer, wait_for
+from conftest import LoggedServer, wait_for
 
 IMAGE_DIR = os.path.join(os.path.dirname(__file__), "images", "restart-worker")
 IMAGE = "restart-worker"
@@ -39,34 +38,6 @@ TERMINAL = ("Completed", "Failed", "Stopped")
 
 # --------------------------------------------------------------------------------------------
 # Helpers
-
-
-class LoggedServer(HearthServer):
-    """HearthServer whose stdout (where the server logs, e.g. "resuming training job ...",
-    possibly before "serving on") is drained into server.log for as long as it runs, so that
-    start() finds the "serving on" line wherever it is and the pipe never fills up."""
-
-    def start(self, timeout=30):
-        os.makedirs(self.data_dir, exist_ok=True)
-        log = open(self.log_path, "a")
-        self.proc = subprocess.Popen(
-            [HEARTH, "server", "--listen", f"127.0.0.1:{self.port}", "--data-dir",
-             self.data_dir], stdout=subprocess.PIPE, stderr=log, text=True)
-        serving = threading.Event()
-
-        def drain(out):
-            for line in out:
-                log.write(line)
-                log.flush()
-                if "serving on" in line:
-                    serving.set()
-            log.close()
-
-        threading.Thread(target=drain, args=(self.proc.stdout,), daemon=True).start()
-        wait_for(lambda: serving.is_set() or self.proc.poll() is not None, timeout=timeout,
-                 what="the server to start")
-        assert serving.is_set(), f"server did not start; see {self.log_path}"
-        return self
 
 
 class Hearth:

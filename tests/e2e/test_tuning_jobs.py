@@ -10,8 +10,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import threading
 import time
 
 import numpy as np
@@ -21,7 +19,7 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
 
 from builtin_algorithms import csv_bytes
-from conftest import HEARTH, HearthServer, wait_for
+from conftest import LoggedServer, wait_for
 
 ROLE = "arn:aws:iam::000000000000:role/SageMakerRole"
 BUCKET = "tuning"
@@ -47,36 +45,9 @@ def expected_loss(hps, epochs):
     return round(base + 1.0 / epochs, 6)
 
 
-class DrainedServer(HearthServer):
-    """A server whose log output (recovery lines may come before "serving on") is drained for as
-    long as it runs, so start() finds "serving on" wherever it is and the pipe never fills."""
-
-    def start(self, timeout=30):
-        os.makedirs(self.data_dir, exist_ok=True)
-        log = open(self.log_path, "a")
-        self.proc = subprocess.Popen(
-            [HEARTH, "server", "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.data_dir],
-            stdout=subprocess.PIPE, stderr=log, text=True)
-        serving = threading.Event()
-
-        def drain(out):
-            for line in out:
-                log.write(line)
-                log.flush()
-                if "serving on" in line:
-                    serving.set()
-            log.close()
-
-        threading.Thread(target=drain, args=(self.proc.stdout,), daemon=True).start()
-        wait_for(lambda: serving.is_set() or self.proc.poll() is not None, timeout=timeout,
-                 what="the server to start")
-        assert serving.is_set(), f"server did not start; see {self.log_path}"
-        return self
-
-
 @pytest.fixture
 def server(tmp_path):
-    s = DrainedServer(str(tmp_path / "data")).start()
+    s = LoggedServer(str(tmp_path / "data")).start()
     image = tmp_path / "tune-image"
     image.mkdir()
     (image / "train").write_text(TRAIN_SCRIPT)
@@ -425,7 +396,7 @@ def test_tuning_the_builtin_xgboost_on_breast_cancer(sm, s3):
 
 
 def test_kill9_mid_tuning_resumes_without_duplicates(tmp_path):
-    s = DrainedServer(str(tmp_path / "data")).start()
+    s = LoggedServer(str(tmp_path / "data")).start()
     image = tmp_path / "tune-image"
     image.mkdir()
     (image / "train").write_text(TRAIN_SCRIPT)
@@ -453,7 +424,7 @@ def test_kill9_mid_tuning_resumes_without_duplicates(tmp_path):
     done_before, running_before = wait_for(progress, timeout=90,
                                            what="finished children and two training ones")
     s.kill9()
-    s = DrainedServer(s.data_dir, port=s.port).start()
+    s = LoggedServer(s.data_dir, port=s.port).start()
     try:
         sm = s.client("sagemaker")
         d = wait_tuning(sm, "crash")
