@@ -38,32 +38,25 @@ import threading
 
 import numpy as np
 
+# The ranges, rounds, digits data and Optuna's sampling are xgboost_tune.py's own.
+from xgboost_tune import RANGES, ROUNDS, suggest  # noqa: E402
+from xgboost_tune import dataset as digits_dataset  # noqa: E402
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD_DIR = os.environ.get("HEARTH_BUILD_DIR", os.path.join(REPO, "build"))
 if not os.path.isabs(BUILD_DIR):
     BUILD_DIR = os.path.join(REPO, BUILD_DIR)
 
-ROUNDS = 60
 STATIC = {"objective": "binary:logistic", "tree_method": "hist", "eval_metric": "auc",
           "nthread": "1"}
-# name: (kind, low, high, scaling), as bench/xgboost_tune.py.
-RANGES = {"max_depth": ("Integer", 1, 10, "Linear"),
-          "eta": ("Continuous", 0.01, 1.0, "Logarithmic"),
-          "min_child_weight": ("Continuous", 0.1, 20.0, "Logarithmic"),
-          "subsample": ("Continuous", 0.5, 1.0, "Linear"),
-          "lambda": ("Continuous", 0.01, 10.0, "Logarithmic")}
 GOAL_WIN_FRACTION = 0.7
 
 
 def dataset(name):
-    from sklearn.datasets import load_breast_cancer, load_digits
+    from sklearn.datasets import load_breast_cancer
 
     if name == "digits":
-        d = load_digits()
-        order = np.random.default_rng(0).permutation(len(d.target))
-        X = d.data[order].astype(np.float32)
-        y = (d.target[order] % 2 == 1).astype(np.float32)
-        return (X[:500], y[:500]), (X[500:1100], y[500:1100])
+        return digits_dataset()
     if name == "breast_cancer":
         d = load_breast_cancer()
         order = np.random.default_rng(0).permutation(len(d.target))
@@ -151,16 +144,7 @@ def run_tpe(objective, seed, trials):
     study = optuna.create_study(direction="maximize",
                                 sampler=optuna.samplers.TPESampler(seed=seed))
 
-    def trial_objective(trial):
-        hps = {}
-        for name, (kind, low, high, scaling) in RANGES.items():
-            if kind == "Integer":
-                hps[name] = trial.suggest_int(name, low, high)
-            else:
-                hps[name] = trial.suggest_float(name, low, high, log=scaling == "Logarithmic")
-        return objective(hps)
-
-    study.optimize(trial_objective, n_trials=trials)
+    study.optimize(lambda trial: objective(suggest(trial)), n_trials=trials)
     values = [t.value for t in study.trials]
     return {"seed": seed, "best": max(values), "values": values}
 

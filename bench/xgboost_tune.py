@@ -198,6 +198,17 @@ class PythonObjective:
         return round(history["validation"]["auc"][-1], 5)
 
 
+def suggest(trial):
+    """An Optuna trial's hyperparameters over RANGES (log where the range is Logarithmic)."""
+    hps = {}
+    for name, (kind, low, high, scaling) in RANGES.items():
+        if kind == "Integer":
+            hps[name] = trial.suggest_int(name, low, high)
+        else:
+            hps[name] = trial.suggest_float(name, low, high, log=scaling == "Logarithmic")
+    return hps
+
+
 def run_optuna(objective, sampler_name, seed):
     import optuna
 
@@ -206,17 +217,8 @@ def run_optuna(objective, sampler_name, seed):
                else optuna.samplers.RandomSampler(seed=seed))
     study = optuna.create_study(direction="maximize", sampler=sampler)
 
-    def trial_objective(trial):
-        hps = {}
-        for name, (kind, low, high, scaling) in RANGES.items():
-            if kind == "Integer":
-                hps[name] = trial.suggest_int(name, low, high)
-            else:
-                hps[name] = trial.suggest_float(name, low, high, log=scaling == "Logarithmic")
-        return objective(hps)
-
     started = time.perf_counter()
-    study.optimize(trial_objective, n_trials=TRIALS)
+    study.optimize(lambda trial: objective(suggest(trial)), n_trials=TRIALS)
     values = [t.value for t in study.trials]
     return {"seed": seed, "best": study.best_value, "trials": len(values), "failed": 0,
             "curve": best_so_far(values), "seconds": round(time.perf_counter() - started, 2)}
