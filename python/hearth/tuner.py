@@ -392,7 +392,7 @@ class HyperparameterTuner:
 
 
 def _progress(desc: dict) -> str:
-    """"<status>: <trials finished>, <running>, <best so far>" of a tuning job."""
+    """The progress of a tuning job: "<status>: <finished>, <running>, <best so far>"."""
     counts = desc.get("TrainingJobStatusCounters", {})
     finished = sum(counts.get(k, 0) for k in ("Completed", "Stopped", "NonRetryableError",
                                               "RetryableError"))
